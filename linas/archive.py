@@ -1,0 +1,246 @@
+"""Persistent storage of evaluations: one SQLite archive per run, one shared cache.
+
+The run archive holds every evaluation a run asked for, written and committed the
+moment it completes, with the run's settings, seed and package versions. A run that
+is started again with the same settings resumes from it; one with other settings is
+refused rather than mixed in.
+
+The evaluation cache is keyed by ``(evaluator identity, config key)`` and shared by
+every strategy and seed that uses the same evaluator, so a network measured once is
+never measured again; a cached measurement still counts as a validation for the run
+that asks for it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from linas.errors import ConfigError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS evaluations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    config_key TEXT NOT NULL UNIQUE,
+    config TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
+    metrics TEXT NOT NULL,
+    error TEXT,
+    wall_time REAL NOT NULL,
+    cached INTEGER NOT NULL,
+    step INTEGER NOT NULL,
+    n_validated INTEGER NOT NULL,
+    hypervolume REAL,
+    timestamp REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS diagnostics (
+    step INTEGER NOT NULL,
+    objective TEXT NOT NULL,
+    predictor TEXT NOT NULL,
+    n_train INTEGER NOT NULL,
+    cv_error REAL,
+    kendall_tau REAL,
+    mae REAL,
+    n_test INTEGER,
+    fit_seconds REAL,
+    PRIMARY KEY (step, objective)
+);
+"""
+
+
+@dataclass(frozen=True)
+class Record:
+    """One evaluation of a run."""
+
+    key: str
+    config: dict[str, Any]
+    status: str
+    metrics: dict[str, float]
+    error: str | None
+    wall_time: float
+    cached: bool
+    step: int
+    n_validated: int
+    hypervolume: float | None
+    timestamp: float
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=60.0, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    # FULL makes each commit durable before the next evaluation starts.
+    conn.execute("PRAGMA synchronous=FULL")
+    return conn
+
+
+class RunArchive:
+    """The evaluations of one run, in the order they completed."""
+
+    FILENAME = "archive.sqlite"
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / self.FILENAME
+        self._conn = _connect(self.path)
+        self._conn.executescript(_SCHEMA)
+        self._records: dict[str, Record] = {r.key: r for r in self._read()}
+        self.n_validated = sum(r.ok for r in self._records.values())
+
+    @classmethod
+    def open_existing(cls, run_dir: str | Path) -> RunArchive:
+        if not (Path(run_dir) / cls.FILENAME).is_file():
+            raise ConfigError(f"{run_dir}: not a run directory (no {cls.FILENAME})")
+        return cls(run_dir)
+
+    # --------------------------------------------------------------- metadata
+    def meta(self) -> dict[str, Any]:
+        return {k: json.loads(v) for k, v in self._conn.execute("SELECT name, value FROM meta")}
+
+    def bind(self, settings: Mapping[str, Any], details: Mapping[str, Any]) -> bool:
+        """Tie the archive to a run's settings; returns True when resuming.
+
+        ``settings`` must match exactly on resume; ``details`` (versions, machine) are
+        recorded the first time and kept.
+        """
+        stored = self.meta()
+        if "settings" in stored:
+            if stored["settings"] != json.loads(json.dumps(settings)):
+                raise ConfigError(f"{self.run_dir} holds a run with other settings; "
+                                  "use another output directory or remove it")
+            return True
+        with self._conn:
+            for name, value in {"settings": settings, **details, "created": time.time()}.items():
+                self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, json.dumps(value)))
+        return False
+
+    def set_meta(self, name: str, value: Any) -> None:
+        self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, json.dumps(value)))
+
+    # --------------------------------------------------------------- evaluations
+    def get(self, key: str) -> Record | None:
+        return self._records.get(key)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._records
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def records(self) -> list[Record]:
+        """Every evaluation, in completion order."""
+        return list(self._records.values())
+
+    def add(self, key: str, config: Mapping[str, Any], metrics: Mapping[str, float], error: str | None,
+            wall_time: float, cached: bool, step: int, hypervolume: float | None) -> Record:
+        """Persist one evaluation now (committed before returning)."""
+        if key in self._records:
+            raise ValueError(f"config {key} is already in the archive")
+        status = "ok" if error is None else "failed"
+        n_validated = self.n_validated + (status == "ok")
+        record = Record(key, dict(config), status, dict(metrics), error, float(wall_time), bool(cached), step,
+                        n_validated, hypervolume, time.time())
+        self._conn.execute(
+            "INSERT INTO evaluations (config_key, config, status, metrics, error, wall_time, cached, step,"
+            " n_validated, hypervolume, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (key, json.dumps(record.config), status, json.dumps(record.metrics), error, record.wall_time,
+             int(cached), step, n_validated, hypervolume, record.timestamp))
+        self._records[key] = record
+        self.n_validated = n_validated
+        return record
+
+    def _read(self) -> Iterator[Record]:
+        rows = self._conn.execute(
+            "SELECT config_key, config, status, metrics, error, wall_time, cached, step, n_validated,"
+            " hypervolume, timestamp FROM evaluations ORDER BY id")
+        for key, config, status, metrics, error, wall, cached, step, n_val, hv, ts in rows:
+            yield Record(key, json.loads(config), status, json.loads(metrics), error, wall, bool(cached), step,
+                         n_val, hv, ts)
+
+    # --------------------------------------------------------------- predictor diagnostics
+    _DIAGNOSTIC_FIELDS = ("predictor", "n_train", "cv_error", "fit_seconds", "kendall_tau", "mae", "n_test")
+
+    def add_diagnostic(self, step: int, objective: str, values: Mapping[str, Any]) -> None:
+        """Store predictor diagnostics of one outer iteration and objective (fields merge)."""
+        fields = {k: _nan_to_none(v) if isinstance(v, float) else v for k, v in values.items()
+                  if k in self._DIAGNOSTIC_FIELDS}
+        if not fields:
+            return
+        if "predictor" not in fields:
+            fields.setdefault("n_train", 0)
+            fields["predictor"] = ""
+        cols = ", ".join(fields)
+        updates = ", ".join(f"{k} = excluded.{k}" for k in fields if k not in ("predictor", "n_train")
+                            or values.get("predictor"))
+        self._conn.execute(
+            f"INSERT INTO diagnostics (step, objective, {cols}) VALUES (?, ?, {', '.join('?' * len(fields))})"
+            f" ON CONFLICT (step, objective) DO UPDATE SET {updates}",
+            (step, objective, *fields.values()))
+
+    def diagnostics(self) -> list[dict[str, Any]]:
+        cur = self._conn.execute("SELECT * FROM diagnostics ORDER BY step, objective")
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row)) for row in cur]
+
+    # --------------------------------------------------------------- export
+    def export_csv(self, path: str | Path, metric_names: list[str] | None = None) -> Path:
+        """One row per evaluation: order, status, metrics, hypervolume, timing, config."""
+        records = self.records()
+        if metric_names is None:
+            metric_names = sorted({m for r in records for m in r.metrics})
+        config_names = list(records[0].config) if records else []
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["order", "status", "n_validated", "hypervolume", *metric_names, "wall_time", "cached",
+                        "step", "error", "config_key", *config_names])
+            for i, r in enumerate(records):
+                w.writerow([i, r.status, r.n_validated, r.hypervolume, *[r.metrics.get(m) for m in metric_names],
+                            f"{r.wall_time:.6g}", int(r.cached), r.step, r.error or "", r.key,
+                            *[r.config.get(c) for c in config_names]])
+        return path
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def _nan_to_none(x: float | None) -> float | None:
+    return None if x is None or x != x else float(x)
+
+
+class EvaluationCache:
+    """Successful measurements shared across runs, keyed by evaluator identity and config key."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._conn = _connect(self.path)
+        self._conn.execute("CREATE TABLE IF NOT EXISTS cache (evaluator TEXT NOT NULL, config_key TEXT NOT NULL,"
+                           " metrics TEXT NOT NULL, wall_time REAL NOT NULL, timestamp REAL NOT NULL,"
+                           " PRIMARY KEY (evaluator, config_key))")
+
+    def get(self, evaluator: str, key: str) -> tuple[dict[str, float], float] | None:
+        row = self._conn.execute("SELECT metrics, wall_time FROM cache WHERE evaluator = ? AND config_key = ?",
+                                 (evaluator, key)).fetchone()
+        return None if row is None else (json.loads(row[0]), row[1])
+
+    def put(self, evaluator: str, key: str, metrics: Mapping[str, float], wall_time: float) -> None:
+        self._conn.execute("INSERT OR IGNORE INTO cache VALUES (?, ?, ?, ?, ?)",
+                           (evaluator, key, json.dumps(dict(metrics)), wall_time, time.time()))
+
+    def __len__(self) -> int:
+        return self._conn.execute("SELECT COUNT(*) FROM cache").fetchone()[0]
+
+    def close(self) -> None:
+        self._conn.close()

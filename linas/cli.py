@@ -1,0 +1,130 @@
+"""The ``linas`` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from linas.errors import LinasError
+
+EPILOG = "Run 'linas COMMAND --help' for the options of a command."
+
+
+def _search(args: argparse.Namespace) -> int:
+    from linas.config import load_experiment
+    from linas.experiment import Experiment
+
+    overrides = {}
+    if args.output:
+        overrides["output"] = args.output
+    if args.seeds:
+        overrides["seeds"] = args.seeds
+    if args.budget:
+        overrides["budget"] = args.budget
+    config = load_experiment(args.config, overrides)
+    experiment = Experiment.build(config)
+    print(f"{config.name}: {len(config.strategies)} strategies x {len(config.seeds)} seeds, "
+          f"budget {config.budget} validations each -> {config.output}")
+    experiment.run(progress=not args.no_progress)
+    print(f"compare them with: linas compare {config.output}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from linas.report import load_run, report_run
+
+    run = load_run(args.run_dir)
+    out = Path(args.output or Path(args.run_dir) / "report")
+    for p in report_run(run, out):
+        print(p)
+    print(f"{run.label} seed {run.seed}: {len(run.hv)} validated, final HV {run.final_hv:.4f}")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from linas.experiment import run_dirs
+    from linas.report import compare_runs, load_run, report_comparison
+
+    runs = [load_run(p) for p in run_dirs(args.run_dirs)]
+    out = Path(args.output or "comparison")
+    report_comparison(runs, out, args.targets)
+    comparison = compare_runs(runs, args.targets)
+    print(comparison.final.to_string(index=False))
+    print(f"plots and tables written to {out}/")
+    return 0
+
+
+def _plugin(registry_name: str):
+    def run(args: argparse.Namespace) -> int:
+        from linas import extensions
+        from linas.config_io import load_yaml
+
+        settings = load_yaml(args.config)
+        name = settings.get("supernet")
+        if not isinstance(name, str):
+            raise LinasError(f"{args.config}: 'supernet' must name the supernet (e.g. supernet: ofa_mbv3)")
+        getattr(extensions, registry_name).get(name)(settings, Path(args.config))
+        return 0
+
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="linas", description="Multi-objective NAS with learned predictors.",
+                                     epilog=EPILOG)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("search", help="run (or resume) the searches of an experiment config",
+                       description="Run every strategy and seed of an experiment config. Runs that were "
+                                   "interrupted resume where they stopped.")
+    p.add_argument("config", help="experiment YAML")
+    p.add_argument("--output", help="override the config's output directory")
+    p.add_argument("--seeds", type=int, nargs="+", help="override the config's seeds")
+    p.add_argument("--budget", type=int, help="override the config's validation budget")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_search)
+
+    p = sub.add_parser("report", help="plots and CSV of one run",
+                       description="Write the HV curve, the Pareto front, the evaluations CSV and the "
+                                   "predictor diagnostics of one run.")
+    p.add_argument("run_dir", help="a run directory (holds archive.sqlite)")
+    p.add_argument("-o", "--output", help="where to write (default RUN_DIR/report)")
+    p.set_defaults(func=_report)
+
+    p = sub.add_parser("compare", help="compare strategies over seeds",
+                       description="HV curves (mean and 95%% CI per strategy), Pareto fronts, validations "
+                                   "needed to reach target HVs and Wilcoxon tests over paired seeds.")
+    p.add_argument("run_dirs", nargs="+", help="run directories, or folders holding them")
+    p.add_argument("-o", "--output", help="where to write (default ./comparison)")
+    p.add_argument("--targets", type=float, nargs="+", help="target hypervolumes for the table")
+    p.set_defaults(func=_compare)
+
+    p = sub.add_parser("train-supernet", help="train a supernet from a YAML config",
+                       description="Train the supernet named by the config's 'supernet' key.")
+    p.add_argument("config", help="training YAML")
+    p.set_defaults(func=_plugin("trainers"))
+
+    p = sub.add_parser("build-lut", help="build a latency lookup table on this device",
+                       description="Measure the latency lookup table of the supernet named by the config's "
+                                   "'supernet' key on the current device.")
+    p.add_argument("config", help="lookup-table YAML")
+    p.set_defaults(func=_plugin("lut_builders"))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except LinasError as exc:
+        print(f"linas: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("linas: interrupted; everything validated so far is saved - run the same command to resume",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

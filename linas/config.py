@@ -1,0 +1,102 @@
+"""Experiment configuration: YAML validated into typed objects.
+
+Example (``experiments/configs/synthetic_mbv3.yaml``)::
+
+    name: synthetic_mbv3
+    space: {name: ofa_mbv3}
+    evaluator: {name: synthetic_mbv3, options: {noise: 0.1}}
+    executor: {name: local}          # or {name: ray, options: {...}}: where evaluations run
+    objectives:                      # the first two or more metrics the evaluator measures
+      - {name: top1, bounds: [60, 80]}      # fixed normalization bounds, never fitted to results
+      - {name: latency, bounds: [5, 40]}
+    reference_point: [1.0, 1.0]      # in normalized space (default 1 per objective)
+    strategies:
+      - {name: linas, options: {population: 50}}
+      - {name: nsga2, options: {population: 50}}
+      - {name: random, options: {population: 50}}
+    seeds: [0, 1, 2]
+    budget: 300                      # successful validations per run, exactly
+    timeout: 600                     # seconds per evaluation (optional)
+    cache: runs/synthetic_mbv3/cache.sqlite   # shared measurements (optional)
+    output: runs/synthetic_mbv3      # runs go to OUTPUT/<strategy>/seed<k>
+    targets: [0.6, 0.7]              # hypervolumes for the "validations to reach" table
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator, model_validator
+
+from linas.config_io import StrictModel, load_yaml, parse
+
+
+class Component(StrictModel):
+    """A registered component by name, with its options."""
+
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class StrategyConfig(Component):
+    label: str | None = None
+
+    @property
+    def run_label(self) -> str:
+        return self.label or self.name
+
+
+class ObjectiveConfig(StrictModel):
+    name: str
+    bounds: tuple[float, float]
+
+    @field_validator("bounds")
+    @classmethod
+    def _ordered(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not v[0] < v[1]:
+            raise ValueError("bounds must be [low, high] with low < high")
+        return v
+
+
+class ExperimentConfig(StrictModel):
+    name: str
+    space: Component
+    evaluator: Component
+    executor: Component = Field(default_factory=lambda: Component(name="local"))
+    objectives: list[ObjectiveConfig] = Field(min_length=2)
+    reference_point: list[float] | None = None
+    strategies: list[StrategyConfig] = Field(min_length=1)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    budget: int = Field(gt=0)
+    timeout: float | None = Field(default=None, gt=0)
+    cache: str | None = None
+    output: str
+    targets: list[float] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ExperimentConfig:
+        if self.reference_point is not None and len(self.reference_point) != len(self.objectives):
+            raise ValueError(f"reference_point needs {len(self.objectives)} values, one per objective")
+        names = [o.name for o in self.objectives]
+        if len(set(names)) != len(names):
+            raise ValueError("objectives are repeated")
+        labels = [s.run_label for s in self.strategies]
+        if len(set(labels)) != len(labels):
+            raise ValueError("two strategies share a label; give them distinct 'label's")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError("seeds are repeated")
+        return self
+
+    @property
+    def reference(self) -> list[float]:
+        return self.reference_point or [1.0] * len(self.objectives)
+
+    def run_dir(self, strategy: StrategyConfig, seed: int) -> Path:
+        return Path(self.output) / strategy.run_label / f"seed{seed}"
+
+
+def load_experiment(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
+    data = load_yaml(path)
+    data.update(overrides or {})
+    return parse(ExperimentConfig, data, where=str(path))

@@ -1,0 +1,215 @@
+"""Reports of runs: hypervolume curves, Pareto fronts, comparison tables.
+
+The data behind each figure is computed once (:func:`load_run`, :func:`hv_matrix`,
+:func:`compare_runs`) and then drawn, so tables and plots always agree.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from scipy import stats  # noqa: E402
+
+from linas.archive import RunArchive  # noqa: E402
+from linas.hypervolume import nondominated  # noqa: E402
+from linas.objectives import Objective  # noqa: E402
+
+
+@dataclass
+class Run:
+    """What a report needs of one run."""
+
+    path: Path
+    label: str
+    seed: int
+    objectives: list[Objective]
+    bounds: list[tuple[float, float]]
+    hv: np.ndarray  # hypervolume after validation 1, 2, ...
+    values: np.ndarray  # (n_validated, n_objectives), in the objectives' own units
+    archive: RunArchive
+
+    @property
+    def final_hv(self) -> float:
+        return float(self.hv[-1]) if len(self.hv) else 0.0
+
+
+def load_run(run_dir: str | Path) -> Run:
+    archive = RunArchive.open_existing(run_dir)
+    meta = archive.meta()
+    settings = meta["settings"]
+    objectives = [Objective(**o) for o in meta["objectives"]]
+    bounds = [tuple(o["bounds"]) for o in settings["objectives"]]
+    ok = [r for r in archive.records() if r.ok]
+    strategy = settings["strategy"]
+    return Run(Path(run_dir), strategy.get("label") or strategy["name"], int(meta["seed"]), objectives, bounds,
+               np.array([r.hypervolume for r in ok], dtype=float),
+               np.array([[r.metrics[o.name] for o in objectives] for r in ok], dtype=float).reshape(
+                   len(ok), len(objectives)), archive)
+
+
+def pareto_front(run: Run) -> np.ndarray:
+    signs = np.array([o.sign for o in run.objectives])
+    return run.values[nondominated(run.values * signs)]
+
+
+# ----------------------------------------------------------------------------- one run
+def report_run(run: Run, out_dir: str | Path) -> list[Path]:
+    """HV curve and Pareto-front PNGs, the evaluations CSV and the predictor diagnostics CSV."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [run.archive.export_csv(out / "evaluations.csv")]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(np.arange(1, len(run.hv) + 1), run.hv)
+    ax.set(xlabel="validations", ylabel="normalized hypervolume", title=f"{run.label}, seed {run.seed}")
+    ax.grid(alpha=0.3)
+    paths.append(_save(fig, out / "hv_curve.png"))
+    if len(run.objectives) >= 2:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        _scatter_front(ax, run, run.label, "C0")
+        paths.append(_save(fig, out / "pareto_front.png"))
+    diagnostics = run.archive.diagnostics()
+    if diagnostics:
+        path = out / "predictor_diagnostics.csv"
+        pd.DataFrame(diagnostics).to_csv(path, index=False)
+        paths.append(path)
+    return paths
+
+
+def _scatter_front(ax, run: Run, label: str, color: str, all_points: bool = True) -> None:
+    x, y = run.objectives[1], run.objectives[0]
+    if all_points:
+        ax.scatter(run.values[:, 1], run.values[:, 0], s=6, alpha=0.3, color=color)
+    front = pareto_front(run)
+    front = front[np.argsort(front[:, 1])]
+    ax.step(front[:, 1], front[:, 0], where="post" if y.direction == "max" else "pre", color=color, label=label)
+    ax.scatter(front[:, 1], front[:, 0], s=14, color=color)
+    ax.set(xlabel=x.label, ylabel=y.label)
+    ax.grid(alpha=0.3)
+    ax.legend()
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+# ----------------------------------------------------------------------------- several runs
+def group_runs(runs: list[Run]) -> dict[str, list[Run]]:
+    groups: dict[str, list[Run]] = defaultdict(list)
+    for r in runs:
+        groups[r.label].append(r)
+    return {k: sorted(v, key=lambda r: r.seed) for k, v in groups.items()}
+
+
+def hv_matrix(runs: list[Run]) -> np.ndarray:
+    """Runs x validations; a run shorter than the longest is held at its last value."""
+    n = max(len(r.hv) for r in runs)
+    out = np.zeros((len(runs), n))
+    for i, r in enumerate(runs):
+        if len(r.hv):
+            out[i, : len(r.hv)] = r.hv
+            out[i, len(r.hv):] = r.hv[-1]
+    return out
+
+
+def mean_and_ci(matrix: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean over rows and a Student-t confidence band (no band for a single run)."""
+    mean = matrix.mean(axis=0)
+    n = matrix.shape[0]
+    if n < 2:
+        return mean, mean, mean
+    half = stats.t.ppf(0.5 + level / 2, n - 1) * matrix.std(axis=0, ddof=1) / np.sqrt(n)
+    return mean, mean - half, mean + half
+
+
+def validations_to_reach(hv: np.ndarray, target: float) -> int | None:
+    """Validations after which the hypervolume first reaches ``target`` (None: never)."""
+    hit = np.flatnonzero(hv >= target)
+    return int(hit[0]) + 1 if len(hit) else None
+
+
+@dataclass
+class Comparison:
+    final: pd.DataFrame  # per strategy: runs, final HV mean, std
+    reach: pd.DataFrame  # per target and strategy: runs that reached, median validations
+    wilcoxon: pd.DataFrame  # per pair of strategies: paired seeds, p-value on final HV
+    targets: list[float]
+
+
+def compare_runs(runs: list[Run], targets: list[float] | None = None) -> Comparison:
+    groups = group_runs(runs)
+    final_rows = []
+    for label, rs in groups.items():
+        f = np.array([r.final_hv for r in rs])
+        final_rows.append({"strategy": label, "runs": len(rs), "validations": max(len(r.hv) for r in rs),
+                           "final_hv_mean": f.mean(), "final_hv_std": f.std(ddof=1) if len(f) > 1 else 0.0})
+    final = pd.DataFrame(final_rows)
+    targets = sorted(set(targets or []) | {round(float(x), 4) for x in final["final_hv_mean"]})
+    reach_rows = []
+    for t in targets:
+        for label, rs in groups.items():
+            needed = [validations_to_reach(r.hv, t) for r in rs]
+            got = [n for n in needed if n is not None]
+            reach_rows.append({"target_hv": t, "strategy": label, "reached": f"{len(got)}/{len(rs)}",
+                               "median_validations": float(np.median(got)) if got else None,
+                               "mean_validations": float(np.mean(got)) if got else None,
+                               "per_seed": " ".join("-" if n is None else str(n) for n in needed)})
+    wil_rows = []
+    for a, b in itertools.combinations(groups, 2):
+        seeds = sorted({r.seed for r in groups[a]} & {r.seed for r in groups[b]})
+        fa = np.array([next(r.final_hv for r in groups[a] if r.seed == s) for s in seeds])
+        fb = np.array([next(r.final_hv for r in groups[b] if r.seed == s) for s in seeds])
+        p = float("nan")
+        if len(seeds) >= 2 and np.any(fa != fb):
+            p = float(stats.wilcoxon(fa, fb).pvalue)
+        wil_rows.append({"a": a, "b": b, "paired_seeds": len(seeds), "mean_diff": float(np.mean(fa - fb))
+                         if seeds else float("nan"), "wilcoxon_p": p})
+    return Comparison(final, pd.DataFrame(reach_rows), pd.DataFrame(wil_rows), targets)
+
+
+def report_comparison(runs: list[Run], out_dir: str | Path, targets: list[float] | None = None) -> list[Path]:
+    """HV-curve plot (mean and 95% band per strategy), Pareto fronts, and tables (CSV and Markdown)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    groups = group_runs(runs)
+    comparison = compare_runs(runs, targets)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for i, (label, rs) in enumerate(groups.items()):
+        m = hv_matrix(rs)
+        mean, lo, hi = mean_and_ci(m)
+        x = np.arange(1, m.shape[1] + 1)
+        ax.plot(x, mean, color=f"C{i}", label=f"{label} (n={len(rs)})")
+        ax.fill_between(x, lo, hi, color=f"C{i}", alpha=0.2)
+    ax.set(xlabel="validations", ylabel="normalized hypervolume", title="hypervolume: mean and 95% CI")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    paths = [_save(fig, out / "hv_curves.png")]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for i, (label, rs) in enumerate(groups.items()):
+        _scatter_front(ax, rs[0], f"{label} (seed {rs[0].seed})", f"C{i}", all_points=False)
+    ax.set_title("validated Pareto fronts")
+    paths.append(_save(fig, out / "pareto_fronts.png"))
+    comparison.final.to_csv(out / "final_hv.csv", index=False)
+    comparison.reach.to_csv(out / "validations_to_reach.csv", index=False)
+    comparison.wilcoxon.to_csv(out / "wilcoxon.csv", index=False)
+    md = out / "comparison.md"
+    md.write_text("## Final hypervolume\n\n" + comparison.final.to_markdown(index=False, floatfmt=".4f")
+                  + "\n\n## Validations needed to reach a hypervolume (runs that never reach it count as '-')\n\n"
+                  + comparison.reach.to_markdown(index=False, floatfmt=".4g")
+                  + "\n\n## Wilcoxon signed-rank test on final hypervolume over paired seeds\n\n"
+                  + comparison.wilcoxon.to_markdown(index=False, floatfmt=".4g") + "\n")
+    paths += [out / "final_hv.csv", out / "validations_to_reach.csv", out / "wilcoxon.csv", md]
+    for r in runs:
+        r.archive.export_csv(out / "runs" / f"{r.label}_seed{r.seed}.csv")
+    return paths

@@ -1,0 +1,25 @@
+"""Uniform random search: the baseline every comparison needs."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from linas.space import SearchSpace
+from linas.strategies.base import Strategy, initial_population, strategies
+
+
+@strategies.register("random")
+class RandomSearch(Strategy):
+    """Batches of ``population`` distinct networks never asked before, drawn uniformly per variable.
+
+    The first batch is the shared initial population.
+    """
+
+    def __init__(self, space: SearchSpace, n_objectives: int, seed: int, population: int = 50) -> None:
+        super().__init__(space, n_objectives, seed, population)
+        self._rng = np.random.default_rng([seed, 1])
+
+    def ask(self) -> np.ndarray:
+        if self.step == 0:
+            return initial_population(self.space, self.seed, self.population)
+        return self.space.sample_unique(self._rng, self.population, exclude=self.known)

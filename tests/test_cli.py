@@ -1,0 +1,93 @@
+"""The linas command: help, bad input as one line, search -> report -> compare."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from conftest import synthetic_config
+
+COMMANDS = ["search", "report", "compare", "train-supernet", "build-lut"]
+
+
+def linas(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "linas.cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=300)
+
+
+@pytest.mark.parametrize("command", [None, *COMMANDS])
+def test_every_command_has_help(command):
+    result = linas(*([command] if command else []), "--help")
+    assert result.returncode == 0
+    assert "usage: linas" in result.stdout
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("linas: error: ")
+    assert "Traceback" not in result.stderr
+    for f in fragments:
+        assert f in lines[0]
+
+
+@pytest.mark.parametrize("change, fragments", [
+    ({"colour": "blue"}, ["colour: unknown key"]),
+    ({"budget": -5}, ["budget: Input should be greater than 0"]),
+    ({"budget": "many"}, ["budget: Input should be a valid integer"]),
+    ({"strategies": [{"name": "annealing"}]}, ["unknown strategy 'annealing'", "known: linas, nsga2, random"]),
+    ({"strategies": [{"name": "linas", "options": {"populaton": 5}}]}, ["strategy 'linas'", "'populaton'"]),
+    ({"objectives": [{"name": "top1", "bounds": [60, 80]}, {"name": "energy", "bounds": [0, 1]}]},
+     ["unknown objective 'energy'", "it measures: top1, latency, macs, params"]),
+    ({"objectives": [{"name": "top1", "bounds": [80, 60]}, {"name": "latency", "bounds": [0, 1]}]},
+     ["objectives.0.bounds", "low < high"]),
+    ({"space": {"name": "resnet50"}}, ["unknown space 'resnet50'"]),
+    ({"evaluator": {"name": "oracle"}}, ["unknown evaluator 'oracle'"]),
+    ({"evaluator": {"name": "synthetic_mbv3", "options": {"noise": -1}}}, ["noise must be >= 0"]),
+    ({"reference_point": [1.0]}, ["reference_point needs 2 values"]),
+    ({"seeds": [1, 1]}, ["seeds are repeated"]),
+])
+def test_bad_configs_give_one_line_and_exit_2(tmp_path, change, fragments):
+    synthetic_config(tmp_path, **change)
+    result = linas("search", tmp_path / "exp.yaml", "--no-progress")
+    assert_one_line_error(result, *fragments)
+    assert not (tmp_path / "runs").exists()  # nothing ran
+
+
+def test_missing_and_malformed_files_give_one_line(tmp_path):
+    assert_one_line_error(linas("search", tmp_path / "nope.yaml"), "no such file")
+    (tmp_path / "bad.yaml").write_text("name: [unclosed")
+    assert_one_line_error(linas("search", tmp_path / "bad.yaml"), "not valid YAML")
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    assert_one_line_error(linas("search", tmp_path / "list.yaml"), "expected a mapping")
+    assert_one_line_error(linas("report", tmp_path), "not a run directory")
+    assert_one_line_error(linas("compare", tmp_path / "none"), "no such run directory")
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump({"supernet": "nothing"}))
+    assert_one_line_error(linas("train-supernet", tmp_path / "t.yaml"), "unknown supernet trainer 'nothing'")
+
+
+def test_search_report_compare(tmp_path):
+    synthetic_config(tmp_path, budget=45, seeds=[0, 1], strategies=[
+        {"name": "linas", "options": {"population": 15, "inner_evaluations": 600}},
+        {"name": "random", "options": {"population": 15}}])
+    result = linas("search", tmp_path / "exp.yaml", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("45 validated") == 4
+    runs = tmp_path / "runs"
+
+    report = linas("report", runs / "linas" / "seed0")
+    assert report.returncode == 0, report.stderr
+    out = runs / "linas" / "seed0" / "report"
+    for name in ("evaluations.csv", "hv_curve.png", "pareto_front.png", "predictor_diagnostics.csv"):
+        assert (out / name).stat().st_size > 0
+
+    compare = linas("compare", runs, "-o", tmp_path / "cmp", "--targets", "0.5", "0.6")
+    assert compare.returncode == 0, compare.stderr
+    for name in ("hv_curves.png", "pareto_fronts.png", "final_hv.csv", "validations_to_reach.csv",
+                 "wilcoxon.csv", "comparison.md"):
+        assert (tmp_path / "cmp" / name).stat().st_size > 0
+    assert "linas" in compare.stdout and "random" in compare.stdout

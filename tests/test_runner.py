@@ -1,0 +1,172 @@
+"""The search loop: exact budgets, no double validation, failures, cache, resume."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from linas.archive import EvaluationCache, RunArchive
+from linas.errors import ConfigError
+from linas.evaluator import Evaluator
+from linas.objectives import Objective
+from linas.runner import run_search
+from linas.strategies import make_strategy
+
+BOUNDS = [(60, 80), (10, 160)]
+
+
+class CountingEvaluator(Evaluator):
+    """Wraps an evaluator, counting calls per config key; optionally breaks some networks."""
+
+    metrics = (Objective("top1", "max", "%"), Objective("latency", "min", "ms"))
+
+    def __init__(self, inner, fail_every: int = 0, how: str = "raise"):
+        super().__init__(inner.space)
+        self.inner, self.fail_every, self.how = inner, fail_every, how
+        self.calls: Counter = Counter()
+
+    @property
+    def identity(self):
+        return "counting:" + self.inner.identity + f":{self.fail_every}:{self.how}"
+
+    def evaluate_one(self, config):
+        key = self.space.key(self.space.from_config(config))
+        self.calls[key] += 1
+        if self.fail_every and int(key.replace(",", "")[-12:]) % self.fail_every == 0:
+            if self.how == "raise":
+                raise RuntimeError("out of memory")
+            if self.how == "nan":
+                return {"top1": float("nan"), "latency": 1.0}
+            if self.how == "sleep":
+                import time
+                time.sleep(2)
+        out = self.inner.evaluate_one(config)
+        return {"top1": out["top1"], "latency": out["latency"]}
+
+
+def run(tmp_path, evaluator, name="nsga2", budget=120, seed=0, options=None, cache=None, timeout=None,
+        sub="run"):
+    space = evaluator.space
+    strategy = make_strategy(name, space, 2, seed, options or {"population": 20})
+    return run_search(tmp_path / sub, space, evaluator, strategy, list(CountingEvaluator.metrics), BOUNDS,
+                      budget, {"strategy": name, "seed": seed, "options": options}, cache=cache, timeout=timeout,
+                      progress=False)
+
+
+@pytest.mark.parametrize("name, options", [
+    ("random", {"population": 20}),
+    ("nsga2", {"population": 20}),
+    ("linas", {"population": 20, "inner_evaluations": 600}),
+])
+@pytest.mark.parametrize("budget", [45, 60])
+def test_budget_is_exact(tmp_path, synthetic, name, options, budget):
+    result = run(tmp_path, CountingEvaluator(synthetic), name, budget, options=options)
+    archive = RunArchive(result.run_dir)
+    assert result.n_validated == budget == archive.n_validated == len(archive)
+
+
+class ToyEvaluator(Evaluator):
+    """Closed-form objectives over the toy space, counting calls per network."""
+
+    metrics = CountingEvaluator.metrics
+
+    def __init__(self, space):
+        super().__init__(space)
+        self.calls: Counter = Counter()
+
+    identity = "toy"
+
+    def evaluate_one(self, config):
+        self.calls[self.space.key(self.space.from_config(config))] += 1
+        k = sum(v for n, v in config.items() if n.startswith("k"))
+        return {"top1": 60 + k / 2 + config["d0"], "latency": 10 + k + 3 * config["d1"]}
+
+
+def test_no_network_is_validated_twice_even_when_nsga2_rediscovers_it(tmp_path, toy_space):
+    # The toy space holds few networks, so offspring repeat earlier generations often.
+    evaluator = ToyEvaluator(toy_space)
+    strategy = make_strategy("nsga2", toy_space, 2, 0, {"population": 10})
+    result = run_search(tmp_path / "toy", toy_space, evaluator, strategy, list(CountingEvaluator.metrics), BOUNDS,
+                        150, {"x": 1}, progress=False)
+    assert max(evaluator.calls.values()) == 1
+    assert result.n_validated == 150
+
+
+@pytest.mark.parametrize("how, error", [("raise", "RuntimeError: out of memory"),
+                                        ("nan", "metric 'top1' is nan")])
+def test_failed_evaluations_are_recorded_and_do_not_count(tmp_path, synthetic, how, error):
+    evaluator = CountingEvaluator(synthetic, fail_every=3, how=how)
+    result = run(tmp_path, evaluator, "nsga2", 60)
+    records = RunArchive(result.run_dir).records()
+    failed = [r for r in records if not r.ok]
+    assert failed and all(r.error == error and r.metrics == {} for r in failed)
+    assert sum(r.ok for r in records) == 60 == result.n_validated
+    assert result.n_failed == len(failed)
+    assert max(evaluator.calls.values()) == 1
+
+
+def test_an_evaluation_past_its_timeout_fails_and_the_search_goes_on(tmp_path, synthetic):
+    evaluator = CountingEvaluator(synthetic, fail_every=7, how="sleep")
+    result = run(tmp_path, evaluator, "random", 25, timeout=0.5)
+    failed = [r for r in RunArchive(result.run_dir).records() if not r.ok]
+    assert failed and all(r.error == "timed out after 0.5 s" for r in failed)
+    assert result.n_validated == 25
+
+
+def test_hypervolume_is_stored_after_every_validation(tmp_path, synthetic):
+    result = run(tmp_path, CountingEvaluator(synthetic), "random", 40)
+    records = RunArchive(result.run_dir).records()
+    hv = [r.hypervolume for r in records]
+    assert all(h is not None for h in hv) and hv == sorted(hv)
+    assert [r.n_validated for r in records] == list(range(1, 41))
+    assert hv[-1] == pytest.approx(result.hypervolume)
+
+
+def test_the_cache_shares_measurements_across_strategies(tmp_path, synthetic):
+    cache = EvaluationCache(tmp_path / "cache.sqlite")
+    first = CountingEvaluator(synthetic)
+    run(tmp_path, first, "random", 30, cache=cache, sub="random")
+    second = CountingEvaluator(synthetic)
+    run(tmp_path, second, "nsga2", 30, cache=cache, sub="nsga2")
+    # Both start from the same 20 networks: the second run measures none of them again ...
+    assert sum(second.calls.values()) == 10
+    records = RunArchive(tmp_path / "nsga2").records()
+    assert sum(r.cached for r in records) == 20
+    # ... and cached measurements still count as that run's validations.
+    assert RunArchive(tmp_path / "nsga2").n_validated == 30
+
+
+def test_rerunning_a_finished_run_validates_nothing(tmp_path, synthetic):
+    run(tmp_path, CountingEvaluator(synthetic), "nsga2", 50)
+    again = CountingEvaluator(synthetic)
+    result = run(tmp_path, again, "nsga2", 50)
+    assert result.resumed and sum(again.calls.values()) == 0 and result.n_validated == 50
+
+
+def test_a_larger_budget_extends_a_run_exactly_like_a_longer_run(tmp_path, synthetic):
+    options = {"population": 20, "inner_evaluations": 600}
+    run(tmp_path, CountingEvaluator(synthetic), "linas", 50, options=options, sub="extended")
+    run(tmp_path, CountingEvaluator(synthetic), "linas", 90, options=options, sub="extended")
+    run(tmp_path, CountingEvaluator(synthetic), "linas", 90, options=options, sub="straight")
+    keys = lambda d: [r.key for r in RunArchive(tmp_path / d).records()]  # noqa: E731
+    assert keys("extended") == keys("straight")
+
+
+def test_an_archive_refuses_a_run_with_other_settings(tmp_path, synthetic):
+    run(tmp_path, CountingEvaluator(synthetic), "random", 20)
+    with pytest.raises(ConfigError, match="holds a run with other settings"):
+        run(tmp_path, CountingEvaluator(synthetic), "random", 20, seed=1)
+
+
+def test_csv_export_has_one_row_per_evaluation(tmp_path, synthetic):
+    result = run(tmp_path, CountingEvaluator(synthetic, fail_every=5), "random", 30)
+    path = RunArchive(result.run_dir).export_csv(tmp_path / "out.csv")
+    import pandas as pd
+
+    df = pd.read_csv(path)
+    assert len(df) == len(RunArchive(result.run_dir))
+    assert set(df["status"]) <= {"ok", "failed"}
+    assert {"top1", "latency", "hypervolume", "config_key", "ks_0", "d_4"} <= set(df.columns)
+    assert np.all(df.loc[df.status == "ok", "n_validated"].to_numpy() == np.arange(1, 31))
