@@ -61,6 +61,7 @@ class Experiment:
                         run_dir, self.space, self.evaluator, strategy, self.objectives,
                         [o.bounds for o in c.objectives], c.budget, self.settings(strategy_config, seed),
                         reference_point=c.reference, cache=cache, timeout=c.timeout, progress=progress,
+                        details={"experiment": c.name, "targets": c.targets, "budget": c.budget},
                         description=f"{strategy_config.run_label} seed {seed}")
                     note = " (resumed)" if result.resumed else ""
                     note += " (the strategy stopped finding new networks)" if result.exhausted else ""

@@ -36,6 +36,7 @@ class Run:
     hv: np.ndarray  # hypervolume after validation 1, 2, ...
     values: np.ndarray  # (n_validated, n_objectives), in the objectives' own units
     archive: RunArchive
+    targets: list[float]  # target hypervolumes named by the experiment config
 
     @property
     def final_hv(self) -> float:
@@ -53,7 +54,7 @@ def load_run(run_dir: str | Path) -> Run:
     return Run(Path(run_dir), strategy.get("label") or strategy["name"], int(meta["seed"]), objectives, bounds,
                np.array([r.hypervolume for r in ok], dtype=float),
                np.array([[r.metrics[o.name] for o in objectives] for r in ok], dtype=float).reshape(
-                   len(ok), len(objectives)), archive)
+                   len(ok), len(objectives)), archive, list(meta.get("targets", [])))
 
 
 def pareto_front(run: Run) -> np.ndarray:
@@ -155,7 +156,9 @@ def compare_runs(runs: list[Run], targets: list[float] | None = None) -> Compari
         final_rows.append({"strategy": label, "runs": len(rs), "validations": max(len(r.hv) for r in rs),
                            "final_hv_mean": f.mean(), "final_hv_std": f.std(ddof=1) if len(f) > 1 else 0.0})
     final = pd.DataFrame(final_rows)
-    targets = sorted(set(targets or []) | {round(float(x), 4) for x in final["final_hv_mean"]})
+    if targets is None:  # the experiment's own targets
+        targets = sorted({t for r in runs for t in r.targets})
+    targets = sorted(set(targets) | {round(float(x), 4) for x in final["final_hv_mean"]})
     reach_rows = []
     for t in targets:
         for label, rs in groups.items():

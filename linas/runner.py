@@ -68,14 +68,15 @@ def run_search(run_dir: str | Path, space: SearchSpace, evaluator: Evaluator, st
                objectives: list[Objective], bounds: list[tuple[float, float]], budget: int,
                settings: dict[str, Any], reference_point: list[float] | None = None,
                cache: EvaluationCache | None = None, timeout: float | None = None,
-               progress: bool = True, description: str = "") -> RunResult:
+               progress: bool = True, description: str = "", details: dict[str, Any] | None = None
+               ) -> RunResult:
     """Run (or resume) one search until ``budget`` networks are validated."""
     archive = RunArchive(run_dir)
     try:
         resumed = archive.bind(settings, {"seed": strategy.seed, "versions": package_versions(),
                                           "machine": machine(), "evaluator": evaluator.identity,
                                           "space": {"name": space.name, "fingerprint": space.fingerprint()},
-                                          "objectives": [o.__dict__ for o in objectives]})
+                                          "objectives": [o.__dict__ for o in objectives], **(details or {})})
         tracker = HypervolumeTracker(Normalizer(objectives, bounds), reference_point)
         for r in archive.records():
             if r.ok:
@@ -87,6 +88,7 @@ def run_search(run_dir: str | Path, space: SearchSpace, evaluator: Evaluator, st
         exhausted = loop.run(budget)
         bar.close()
         archive.set_meta("status", "exhausted" if exhausted else "complete")
+        archive.set_meta("budget", budget)
         records = archive.records()
         return RunResult(Path(run_dir), archive.n_validated, sum(not r.ok for r in records), tracker.value,
                          resumed, exhausted)

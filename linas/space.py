@@ -241,23 +241,26 @@ class SearchSpace:
         return self.canonicalize(g)
 
     def sample_unique(self, rng: np.random.Generator, n: int, exclude: Iterable[str] = (),
-                      max_tries: int = 100) -> np.ndarray:
+                      patience: int = 20) -> np.ndarray:
         """Up to ``n`` distinct canonical genomes whose keys are not in ``exclude``.
 
-        Fewer are returned only when the space runs out of unseen networks.
+        Fewer are returned only when ``patience`` draws in a row find no unseen network,
+        i.e. when the space (nearly) runs out of them.
         """
         seen = set(exclude)
         out: list[np.ndarray] = []
-        for _ in range(max_tries):
-            if len(out) >= n:
-                break
-            batch = self.sample(rng, max(n - len(out), 1) * 2)
+        idle = 0
+        while len(out) < n and idle < patience:
+            batch = self.sample(rng, min(2 * (n - len(out)), 4096))
+            found = 0
             for row, k in zip(batch, self.keys(batch)):
                 if k not in seen:
                     seen.add(k)
                     out.append(row)
+                    found += 1
                     if len(out) == n:
                         break
+            idle = 0 if found else idle + 1
         return np.array(out, dtype=np.int64).reshape(-1, len(self))
 
     # ----------------------------------------------------------------- encodings
