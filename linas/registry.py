@@ -36,7 +36,8 @@ class Registry(Generic[T]):
         self.kind = kind
         self._packages = list(packages)
         self._items: dict[str, T] = {}
-        self._discovered = False
+        self._walked: set[str] = set()
+        self._entry_points_loaded = False
         self._import_failures: dict[str, str] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
@@ -51,7 +52,7 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         if name not in self._items:
-            self.discover()
+            self.discover(until=name)
         if name not in self._items:
             known = ", ".join(sorted(self._items)) or "none"
             hint = ""
@@ -65,12 +66,18 @@ class Registry(Generic[T]):
         self.discover()
         return sorted(self._items)
 
-    def discover(self) -> None:
-        """Import every module of the registry's packages and its entry points once."""
-        if self._discovered:
-            return
-        self._discovered = True
+    def discover(self, until: str | None = None) -> None:
+        """Import the modules of the registry's packages, then its entry points.
+
+        With ``until``, stop after the first package that registers that name, so
+        looking up a light component never imports the heavy ones (torch supernets).
+        """
         for package_name in self._packages:
+            if until is not None and until in self._items:
+                return
+            if package_name in self._walked:
+                continue
+            self._walked.add(package_name)
             try:
                 package = importlib.import_module(package_name)
             except ImportError as exc:
@@ -83,6 +90,9 @@ class Registry(Generic[T]):
                     importlib.import_module(info.name)
                 except ImportError as exc:
                     self._import_failures[info.name] = str(exc)
+        if self._entry_points_loaded or (until is not None and until in self._items):
+            return
+        self._entry_points_loaded = True
         for entry in metadata.entry_points(group=f"linas.{self.kind}"):
             if entry.name not in self._items:
                 try:

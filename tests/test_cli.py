@@ -91,3 +91,16 @@ def test_search_report_compare(tmp_path):
                  "wilcoxon.csv", "comparison.md"):
         assert (tmp_path / "cmp" / name).stat().st_size > 0
     assert "linas" in compare.stdout and "random" in compare.stdout
+
+
+def test_the_search_engine_runs_without_importing_torch(tmp_path):
+    synthetic_config(tmp_path, budget=25, strategies=[
+        {"name": "linas", "options": {"population": 10, "inner_evaluations": 200}},
+        {"name": "nsga2", "options": {"population": 10}}])
+    code = ("import sys; from linas.cli import main; rc = main(['search', sys.argv[1], '--no-progress']); "
+            "assert rc == 0; import predictors; "
+            "assert 'torch' not in sys.modules, 'torch was imported'; print('torch-free')")
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "exp.yaml")], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "torch-free" in result.stdout
