@@ -148,7 +148,10 @@ class Comparison:
     targets: list[float]
 
 
-def compare_runs(runs: list[Run], targets: list[float] | None = None) -> Comparison:
+def compare_runs(runs: list[Run], targets: list[float] | None = None, reference: str = "linas") -> Comparison:
+    """Tables of a comparison. ``reference`` is the strategy that speed-ups are measured for:
+    ``speedup`` of another strategy's row is its median validations to reach the target
+    divided by the reference's (how many times fewer validations the reference needed)."""
     groups = group_runs(runs)
     final_rows = []
     for label, rs in groups.items():
@@ -161,13 +164,19 @@ def compare_runs(runs: list[Run], targets: list[float] | None = None) -> Compari
     targets = sorted(set(targets) | {round(float(x), 4) for x in final["final_hv_mean"]})
     reach_rows = []
     for t in targets:
+        medians = {}
         for label, rs in groups.items():
             needed = [validations_to_reach(r.hv, t) for r in rs]
             got = [n for n in needed if n is not None]
+            medians[label] = float(np.median(got)) if got else None
             reach_rows.append({"target_hv": t, "strategy": label, "reached": f"{len(got)}/{len(rs)}",
-                               "median_validations": float(np.median(got)) if got else None,
+                               "median_validations": medians[label],
                                "mean_validations": float(np.mean(got)) if got else None,
                                "per_seed": " ".join("-" if n is None else str(n) for n in needed)})
+        ref = medians.get(reference)
+        for row in reach_rows[-len(groups):]:
+            other = medians[row["strategy"]]
+            row[f"{reference}_speedup"] = other / ref if ref and other and row["strategy"] != reference else None
     wil_rows = []
     for a, b in itertools.combinations(groups, 2):
         seeds = sorted({r.seed for r in groups[a]} & {r.seed for r in groups[b]})
