@@ -123,10 +123,11 @@ class _Loop:
         return False
 
     def _validate_new(self, genomes: np.ndarray, keys: list[str], budget: int) -> None:
-        todo = []
+        todo, queued = [], set()
         for g, k in zip(genomes, keys):
-            if k not in self.archive and k not in {t[1] for t in todo}:
+            if k not in self.archive and k not in queued:
                 todo.append((g, k))
+                queued.add(k)
         # Validate in order, in chunks no larger than the budget left, so that failures
         # are replaced by the next new networks of the batch and the budget is exact.
         while todo and self.archive.n_validated < budget:

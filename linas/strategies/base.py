@@ -55,8 +55,11 @@ class Strategy(ABC):
         """The next batch of canonical genomes, shape ``(n, len(space))``."""
 
     def tell(self, genomes: np.ndarray, F: np.ndarray) -> None:
-        new = [i for i, k in enumerate(self.space.keys(genomes)) if k not in self.known]
-        self.known.update(self.space.keys(genomes[new]))
+        new = []
+        for i, k in enumerate(self.space.keys(genomes)):
+            if k not in self.known:
+                self.known.add(k)
+                new.append(i)
         self.genomes = np.vstack([self.genomes, genomes[new]])
         self.F = np.vstack([self.F, np.asarray(F, dtype=float)[new]])
         self.step += 1
