@@ -37,6 +37,7 @@ class Run:
     values: np.ndarray  # (n_validated, n_objectives), in the objectives' own units
     archive: RunArchive
     targets: list[float]  # target hypervolumes named by the experiment config
+    wall_time_s: float  # of the whole run, over all its sessions
 
     @property
     def final_hv(self) -> float:
@@ -54,7 +55,8 @@ def load_run(run_dir: str | Path) -> Run:
     return Run(Path(run_dir), strategy.get("label") or strategy["name"], int(meta["seed"]), objectives, bounds,
                np.array([r.hypervolume for r in ok], dtype=float),
                np.array([[r.metrics[o.name] for o in objectives] for r in ok], dtype=float).reshape(
-                   len(ok), len(objectives)), archive, list(meta.get("targets", [])))
+                   len(ok), len(objectives)), archive, list(meta.get("targets", [])),
+               float(meta.get("wall_time_s", float("nan"))))
 
 
 def pareto_front(run: Run) -> np.ndarray:
@@ -157,7 +159,8 @@ def compare_runs(runs: list[Run], targets: list[float] | None = None, reference:
     for label, rs in groups.items():
         f = np.array([r.final_hv for r in rs])
         final_rows.append({"strategy": label, "runs": len(rs), "validations": max(len(r.hv) for r in rs),
-                           "final_hv_mean": f.mean(), "final_hv_std": f.std(ddof=1) if len(f) > 1 else 0.0})
+                           "final_hv_mean": f.mean(), "final_hv_std": f.std(ddof=1) if len(f) > 1 else 0.0,
+                           "wall_time_s_mean": float(np.mean([r.wall_time_s for r in rs]))})
     final = pd.DataFrame(final_rows)
     if targets is None:  # the experiment's own targets
         targets = sorted({t for r in runs for t in r.targets})

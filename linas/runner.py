@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import platform
 import sys
+import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -82,6 +83,7 @@ def run_search(run_dir: str | Path, space: SearchSpace, evaluator: Evaluator, st
             if r.ok:
                 tracker.add([r.metrics[o.name] for o in objectives])
         loop = _Loop(archive, space, evaluator, strategy, objectives, tracker, cache, timeout)
+        loop.wall_time_before = float(archive.meta().get("wall_time_s", 0.0))
         bar = tqdm(total=budget, initial=min(archive.n_validated, budget), desc=description or str(run_dir),
                    disable=not progress, leave=False, dynamic_ncols=True)
         loop.on_validated = lambda: (bar.update(1), bar.set_postfix(hv=f"{tracker.value:.4f}"))
@@ -103,6 +105,8 @@ class _Loop:
         self.archive, self.space, self.evaluator, self.strategy = archive, space, evaluator, strategy
         self.objectives, self.tracker, self.cache, self.timeout = objectives, tracker, cache, timeout
         self.on_validated = lambda: None
+        self.wall_time_before = 0.0  # of earlier sessions of this run
+        self._started = time.perf_counter()
 
     def run(self, budget: int) -> bool:
         """Returns True when the strategy stopped proposing new networks before the budget."""
@@ -157,6 +161,8 @@ class _Loop:
         if error is None:
             hv = self.tracker.add([metrics[o.name] for o in self.objectives])
         record = self.archive.add(key, config, metrics, error, wall_time, cached, self.strategy.step, hv)
+        # Total wall time of the run over all its sessions, kept current so a kill loses none.
+        self.archive.set_meta("wall_time_s", self.wall_time_before + time.perf_counter() - self._started)
         if error is None:
             self.on_validated()
         return record
