@@ -1,0 +1,289 @@
+"""Sandwich-rule supernet training (BigNAS) with in-place distillation: ``linas train-supernet``.
+
+Each step trains, on the same batch, the largest subnet (label-smoothed cross-entropy
+against the labels), the smallest and ``n_random`` random subnets (soft cross-entropy
+against the largest's detached predictions), accumulating their gradients into one
+SGD update. The learning rate warms up linearly, then follows a cosine to zero; BN
+parameters and biases get no weight decay.
+
+Runs are seeded and resumable: ``OUTPUT/checkpoint.pt`` holds the weights, optimizer,
+step and every random state, and is rewritten every ``checkpoint_minutes`` and at
+each epoch's end; running the same config again continues from it. A finished run
+leaves ``OUTPUT/supernet.pt`` (for the evaluator), ``train_log.jsonl`` (one line per
+epoch) and ``config.yaml``.
+
+Example config::
+
+    supernet: ofa_mbv3
+    data: {kind: digits, load_size: 32, flip: false}
+    model: {width_mult: 0.35}
+    train: {epochs: 30, batch_size: 64, lr: 0.05, resolution: 32}
+    output: runs/mbv3_digits
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+from torch import nn
+
+from linas.config_io import StrictModel, parse
+from linas.errors import LinasError
+from linas.extensions import trainers
+
+from .arch import max_config, min_config
+from .checkpoint import load_supernet_weights, read_weights, save_supernet, supernet_arch
+from .data import DataSettings, ImageSet, load_split
+from .evaluation import subnet_top1
+from .supernet import OFAMobileNetV3
+
+
+class ModelSettings(StrictModel):
+    """Supernet shape: width multiplier (1.0 and 1.2 are OFA's), dropout, BN momentum."""
+
+    width_mult: float = 1.0
+    dropout: float = 0.1
+    bn_momentum: float = 0.1
+
+
+class TrainSettings(StrictModel):
+    """Optimization settings of the sandwich rule."""
+
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 0.05
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 3e-5
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.1
+    n_random: int = 2
+    resolution: int = 64
+    seed: int = 0
+    threads: int | None = None
+    grad_clip: float | None = None
+    checkpoint_minutes: float = 5.0
+    eval_images: int | None = 2000  # per-epoch check of the largest and smallest subnets
+    calib_images: int = 1000
+    stop_at_step: int | None = None  # pause here (checkpoint saved; the schedule is unchanged)
+    progress: bool = True
+
+
+class TrainerConfig(StrictModel):
+    """A ``linas train-supernet`` config for the OFA MobileNetV3 supernet."""
+
+    supernet: Literal["ofa_mbv3"]
+    data: DataSettings
+    model: ModelSettings = ModelSettings()
+    train: TrainSettings = TrainSettings()
+    output: str
+    save_half: bool = False  # store supernet.pt in float16 (half the size)
+
+
+@trainers.register("ofa_mbv3")
+def train_from_settings(settings: dict[str, Any], config_path: Path) -> dict[str, Any]:
+    """Entry point of ``linas train-supernet CONFIG.yaml``."""
+    config = parse(TrainerConfig, settings, where=str(config_path))
+    return train_supernet(config)
+
+
+def soft_cross_entropy(logits: torch.Tensor, target_probs: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy against a probability distribution (in-place distillation loss)."""
+    return -(target_probs * F.log_softmax(logits, dim=1)).sum(1).mean()
+
+
+def param_groups(net: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on weights only: BN parameters and biases (1-D tensors) are exempt."""
+    decay, no_decay = [], []
+    for name, p in net.named_parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def lr_at(step: int, total: int, warmup: int, base: float) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine decay to zero at ``total``."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    progress = (step - warmup) / max(total - warmup, 1)
+    return 0.5 * base * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+
+class SandwichTrainer:
+    """Holds the supernet, optimizer and random states of one training run."""
+
+    def __init__(self, config: TrainerConfig, train: ImageSet, val: ImageSet | None = None) -> None:
+        self.config = config
+        t = config.train
+        self.train_set, self.val_set = train, val
+        torch.manual_seed(t.seed)
+        self.net = OFAMobileNetV3(n_classes=train.n_classes, width_mult=config.model.width_mult,
+                                  dropout=config.model.dropout, bn_momentum=config.model.bn_momentum)
+        self.optimizer = torch.optim.SGD(param_groups(self.net, t.weight_decay), lr=t.lr, momentum=t.momentum,
+                                         nesterov=t.nesterov)
+        self.steps_per_epoch = len(train) // t.batch_size
+        if self.steps_per_epoch < 1:
+            raise LinasError(f"batch_size {t.batch_size} is larger than the {len(train)} training images")
+        self.total_steps = self.steps_per_epoch * t.epochs
+        self.warmup_steps = int(round(t.warmup_epochs * self.steps_per_epoch))
+        self.step = 0
+        self.rng = np.random.default_rng(t.seed)
+        self.history: list[dict[str, Any]] = []
+
+    # ------------------------------------------------------------- one step
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        t = self.config.train
+        net = self.net.train()
+        lr = lr_at(self.step, self.total_steps, self.warmup_steps, t.lr)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.zero_grad(set_to_none=True)
+        net.set_active_subnet(max_config())
+        logits = net(x)
+        loss_max = F.cross_entropy(logits, y, label_smoothing=t.label_smoothing)
+        loss_max.backward()
+        teacher = F.softmax(logits.detach(), dim=1)
+        losses = {"loss_max": float(loss_max.detach()),
+                  "acc_max": float((logits.detach().argmax(1) == y).float().mean() * 100)}
+        for i in range(1 + t.n_random):
+            if i == 0:
+                net.set_active_subnet(min_config())
+            else:
+                net.sample_active_subnet(self.rng)
+            loss = soft_cross_entropy(net(x), teacher)
+            loss.backward()
+            losses["loss_min" if i == 0 else "loss_random"] = float(loss.detach())
+        if t.grad_clip:
+            nn.utils.clip_grad_norm_(net.parameters(), t.grad_clip)
+        self.optimizer.step()
+        self.step += 1
+        losses["lr"] = lr
+        return losses
+
+    # ------------------------------------------------------------- state
+    def state(self) -> dict[str, Any]:
+        return {"format": "linas-ofa-mbv3", "arch": supernet_arch(self.net), "state_dict": self.net.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "step": self.step,
+                "torch_rng": torch.get_rng_state(), "subnet_rng": json.dumps(self.rng.bit_generator.state),
+                "history": json.dumps(self.history), "meta": {"config": self.config.model_dump(mode="json")}}
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save(self.state(), tmp)
+        tmp.replace(path)  # atomic: an interrupted save never leaves a truncated checkpoint
+
+    def load(self, path: Path) -> None:
+        data = read_weights(path)
+        if data.get("arch") != supernet_arch(self.net):
+            raise LinasError(f"{path}: checkpoint of another supernet {data.get('arch')} "
+                             f"(this config builds {supernet_arch(self.net)}); use another output folder")
+        missing = [k for k in ("state_dict", "optimizer", "step", "torch_rng", "subnet_rng") if k not in data]
+        if missing:
+            raise LinasError(f"{path}: not a training checkpoint (no {', '.join(missing)}); "
+                             f"remove it or use another output folder")
+        load_supernet_weights(self.net, data["state_dict"], source=str(path))
+        self.optimizer.load_state_dict(data["optimizer"])
+        self.step = int(data["step"])
+        torch.set_rng_state(data["torch_rng"])
+        self.rng.bit_generator.state = json.loads(data["subnet_rng"])
+        self.history = json.loads(data.get("history", "[]"))
+
+    # ------------------------------------------------------------- evaluation
+    def evaluate_extremes(self) -> dict[str, float]:
+        """Top-1 of the largest and smallest subnets after BN recalibration (supernet left as it was)."""
+        if self.val_set is None:
+            return {}
+        t = self.config.train
+        val = self.val_set.subset(t.eval_images, seed=0)
+        calib = self.train_set.subset(t.calib_images, seed=0)
+        out = {}
+        for name, config in (("top1_max", max_config()), ("top1_min", min_config())):
+            out[name], _ = subnet_top1(self.net, config, calib, val, t.resolution)
+        return out
+
+
+def train_supernet(config: TrainerConfig, train: ImageSet | None = None,
+                   val: ImageSet | None = None) -> dict[str, Any]:
+    """Train (or resume) a supernet as ``config`` says; returns the last epoch's log entry."""
+    t = config.train
+    if t.threads:
+        torch.set_num_threads(t.threads)
+    out = Path(config.output).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    train = train if train is not None else load_split(config.data, "train")
+    if val is None and t.eval_images != 0:
+        val = load_split(config.data, "val")
+    trainer = SandwichTrainer(config, train, val)
+    ckpt = out / "checkpoint.pt"
+    log = (out / "train.log").open("a")
+    if ckpt.is_file():
+        trainer.load(ckpt)
+        print(f"resumed from {ckpt} at step {trainer.step}/{trainer.total_steps}", file=log, flush=True)
+    last_save = time.monotonic()
+    summary: dict[str, Any] = trainer.history[-1] if trainer.history else {}
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover
+        tqdm = None
+    stop = min(trainer.total_steps, t.stop_at_step or trainer.total_steps)
+    while trainer.step < stop:
+        epoch, skip = divmod(trainer.step, trainer.steps_per_epoch)
+        generator = torch.Generator().manual_seed(t.seed * 100003 + epoch)
+        batches = train.train_batches(t.resolution, t.batch_size, generator, config.data.pad_crop, config.data.flip)
+        bar = None
+        if t.progress and tqdm is not None:
+            bar = tqdm(total=trainer.steps_per_epoch, initial=skip, desc=f"epoch {epoch + 1}/{t.epochs}",
+                       mininterval=10, leave=False)
+        sums: dict[str, float] = {}
+        n, started = 0, time.monotonic()
+        for i, (x, y) in enumerate(batches):
+            if i < skip:
+                continue  # batches done before a resume: drawn to keep the random stream identical
+            if trainer.step >= stop:
+                break
+            losses = trainer.train_step(x, y)
+            n += 1
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + v
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{losses['loss_max']:.3f}", refresh=False)
+            if time.monotonic() - last_save > 60 * t.checkpoint_minutes:
+                trainer.save(ckpt)
+                last_save = time.monotonic()
+                print(f"step {trainer.step}: checkpoint", file=log, flush=True)
+        if bar is not None:
+            bar.close()
+        if trainer.step % trainer.steps_per_epoch and trainer.step < trainer.total_steps:
+            trainer.save(ckpt)  # paused mid-epoch: the epoch is logged once, when it completes
+            print(f"step {trainer.step}: paused", file=log, flush=True)
+            break
+        epoch_done = trainer.step % trainer.steps_per_epoch == 0 or trainer.step >= trainer.total_steps
+        entry = {"epoch": epoch + 1, "step": trainer.step, "seconds": round(time.monotonic() - started, 1),
+                 **{k: round(v / max(n, 1), 5) for k, v in sums.items()}}
+        if epoch_done:
+            entry.update({k: round(v, 2) for k, v in trainer.evaluate_extremes().items()})
+        trainer.history.append(entry)
+        summary = entry
+        print(json.dumps(entry), file=log, flush=True)
+        with (out / "train_log.jsonl").open("a") as f:
+            f.write(json.dumps(entry) + "\n")
+        trainer.save(ckpt)
+        last_save = time.monotonic()
+    if trainer.step < trainer.total_steps:
+        log.close()
+        return {"paused_at_step": trainer.step, **summary}
+    save_supernet(out / "supernet.pt", trainer.net, meta={"steps": trainer.step, "history": trainer.history,
+                                                          "config": config.model_dump(mode="json")},
+                  half=config.save_half)
+    log.close()
+    return summary
