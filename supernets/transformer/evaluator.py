@@ -1,0 +1,144 @@
+"""The ``hat_supernet`` evaluator: BLEU, latency, MACs and params of SubTransformers.
+
+The trained supernet, its tokenizer and the evaluation sentences are loaded once; each
+evaluation activates the configuration, extracts the SubTransformer, translates the
+(fixed-seed subset of the) corpus with beam search and scores it with sacrebleu.
+
+Example experiment config::
+
+    evaluator:
+      name: hat_supernet
+      options: {checkpoint: results/hat/multi30k, subset: 300, beam: 4}
+
+``hat_supernet_loss`` is the cheap alternative: validation loss instead of BLEU.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import torch
+
+from linas.config_io import parse
+from linas.errors import ConfigError
+from linas.evaluator import Evaluator, evaluators
+from linas.objectives import Objective
+from linas.space import SearchSpace
+from supernets.transformer.checkpoint import load_supernet
+from supernets.transformer.data import CorpusSpec, load_corpus, pairs, subset_indices
+from supernets.transformer.latency import LatencyTable, measure_latency
+from supernets.transformer.scoring import corpus_bleu, make_batches, translate, validation_loss
+
+DEFAULT_CORPUS = {"src": "../shared/data/multi30k/val.en.gz", "tgt": "../shared/data/multi30k/val.de.gz"}
+LATENCY_MODES = ("lut", "measured")
+
+
+@evaluators.register("hat_supernet")
+class HatSupernetEvaluator(Evaluator):
+    """BLEU (sacrebleu, beam search), latency (lookup-table proxy or measured), MACs and params.
+
+    Options: ``checkpoint`` (directory of ``supernet.pt`` and ``tokenizer/``), ``corpus``
+    (``{src, tgt}`` files or ``{hub: ...}``; default Multi30k val), ``subset`` (number of
+    sentence pairs drawn with ``subset_seed``; all when None), ``beam`` (1: greedy),
+    ``len_penalty``, ``latency`` (``"lut"`` or ``"measured"``), ``lut`` (table path),
+    ``threads``, ``max_tokens`` (decoding batch size).
+    """
+
+    metrics: ClassVar[tuple[Objective, ...]] = (
+        Objective("bleu", "max", "BLEU"), Objective("latency", "min", "ms"),
+        Objective("macs", "min", "M"), Objective("params", "min", "M"))
+
+    def __init__(self, space: SearchSpace, checkpoint: str = "results/hat/multi30k",
+                 corpus: Mapping[str, Any] | None = None, subset: int | None = 300, subset_seed: int = 0,
+                 beam: int = 4, len_penalty: float = 0.6, latency: str = "lut",
+                 lut: str = "results/hat/latency_lut_cpu.json", threads: int | None = 1, max_tokens: int = 4096,
+                 src_lang: str = "en", tgt_lang: str = "de") -> None:
+        super().__init__(space)
+        if latency not in LATENCY_MODES:
+            raise ConfigError(f"hat_supernet: latency must be one of {LATENCY_MODES}, not {latency!r}")
+        if subset is not None and subset <= 0:
+            raise ConfigError(f"hat_supernet: subset must be a positive number of sentence pairs or null, not {subset}")
+        if beam < 1 or max_tokens < 1:
+            raise ConfigError("hat_supernet: beam and max_tokens must be at least 1 (beam 1: greedy search)")
+        # Cheap checks first: a typo in the corpus fails before the checkpoint is read.
+        spec = parse(CorpusSpec, corpus if corpus is not None else DEFAULT_CORPUS, "hat_supernet: corpus")
+        if threads:
+            torch.set_num_threads(threads)
+        self.net, self.tokenizer, self.meta = load_supernet(checkpoint)
+        if self.meta["space"] != space.name:
+            raise ConfigError(f"hat_supernet: the checkpoint was trained on space '{self.meta['space']}', "
+                              f"but the experiment searches '{space.name}'")
+        src, tgt = pairs(load_corpus(spec, src_lang, tgt_lang), src_lang, tgt_lang)
+        keep = subset_indices(len(src), subset, subset_seed)
+        src, tgt = [src[i] for i in keep], [tgt[i] for i in keep]
+        self.sources, self.references = src, tgt
+        self.beam, self.len_penalty, self.max_tokens = beam, len_penalty, max_tokens
+        self.latency_mode = latency
+        self.table = LatencyTable.load(lut) if latency == "lut" else None
+        data_id = json.dumps([spec.model_dump(), subset, subset_seed, src_lang, tgt_lang], sort_keys=True)
+        self._identity = (f"hat_supernet:ckpt={self.meta['sha256']}:data={_short_hash(data_id)}:"
+                          f"beam={beam}:lenpen={len_penalty}:latency={self._latency_identity(lut)}:"
+                          f"device=cpu:threads={torch.get_num_threads()}")
+
+    def _latency_identity(self, lut: str) -> str:
+        if self.table is None:
+            return "measured"
+        return "lut-" + _short_hash(json.dumps(self.table.entries, sort_keys=True))
+
+    @property
+    def identity(self) -> str:
+        return self._identity
+
+    @property
+    def signature(self) -> str:
+        """sacrebleu's signature of the BLEU this evaluator reports."""
+        return corpus_bleu(["a"], ["a"]).signature
+
+    def subnet(self, config: Mapping[str, Any]):
+        """The extracted SubTransformer of ``config`` (raises ConfigError when it is not in the space)."""
+        self.net.set_active_subnet(config)
+        return self.net.get_active_subnet().eval()
+
+    def cost(self, config: Mapping[str, Any]) -> dict[str, float]:
+        """MACs and params (millions) and the latency of ``config``, without translating."""
+        arch = self.net.arch_of(config)
+        out = {"macs": arch.macs() / 1e6, "params": arch.params() / 1e6}
+        if self.table is not None:
+            out["latency"] = self.table.predict(arch)
+        else:
+            out["latency"] = measure_latency(self.subnet(config))
+        return out
+
+    def quality(self, model) -> dict[str, float]:
+        hyps = translate(model, self.tokenizer, self.sources, self.beam, self.len_penalty, self.max_tokens)
+        return {"bleu": corpus_bleu(hyps, self.references).score}
+
+    def evaluate_one(self, config: Mapping[str, Any]) -> dict[str, float]:
+        model = self.subnet(config)
+        out = self.cost(config)
+        out.update(self.quality(model))
+        return out
+
+
+@evaluators.register("hat_supernet_loss")
+class HatSupernetLossEvaluator(HatSupernetEvaluator):
+    """As ``hat_supernet`` with validation loss (nats per target token) instead of BLEU: much cheaper."""
+
+    metrics: ClassVar[tuple[Objective, ...]] = (
+        Objective("valid_loss", "min", "nats/token"), Objective("latency", "min", "ms"),
+        Objective("macs", "min", "M"), Objective("params", "min", "M"))
+
+    def __init__(self, space: SearchSpace, **options: Any) -> None:
+        super().__init__(space, **options)
+        self.batches = make_batches(self.tokenizer, self.sources, self.references, self.max_tokens)
+        self._identity = self._identity.replace("hat_supernet:", "hat_supernet_loss:", 1)
+
+    def quality(self, model) -> dict[str, float]:
+        return {"valid_loss": validation_loss(model, self.batches)}
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]

@@ -1,0 +1,80 @@
+"""Translation quality: corpus BLEU (sacrebleu, detokenized) and validation loss."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from supernets.transformer.data import Batch, collate, decode, encode, token_batches
+from supernets.transformer.decoding import generate
+from supernets.transformer.model import PAD, TransformerModel
+
+
+@dataclass(frozen=True)
+class BleuResult:
+    """Corpus BLEU and sacrebleu's signature of how it was computed."""
+
+    score: float
+    signature: str
+    text: str
+
+
+def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str]) -> BleuResult:
+    """sacrebleu's default corpus BLEU (13a tokenization, exp smoothing) of detokenized text."""
+    from sacrebleu.metrics import BLEU
+
+    metric = BLEU()
+    result = metric.corpus_score(list(hypotheses), [list(references)])
+    return BleuResult(float(result.score), str(metric.get_signature()), str(result))
+
+
+@torch.no_grad()
+def translate(model: TransformerModel, tokenizer, sources: Sequence[str], beam: int = 4, len_penalty: float = 0.6,
+              max_tokens: int = 2048, use_cache: bool = True, max_src_len: int = 256) -> list[str]:
+    """Detokenized translations of ``sources``, in their order (batched by length)."""
+    was_training = model.training
+    model.eval()
+    ids = encode(tokenizer, sources, max_len=max_src_len)
+    lens = [len(x) for x in ids]
+    # The beam multiplies the decoder batch, so batches hold fewer sentences.
+    batches = token_batches(lens, lens, max(max_tokens // max(beam, 1), max(lens)))
+    out: list[str] = [""] * len(sources)
+    for index in batches:
+        batch = collate([ids[i] for i in index], [ids[i] for i in index], index)
+        hyps = generate(model, batch.src, beam, len_penalty, use_cache)
+        for i, text in zip(index, decode(tokenizer, hyps)):
+            out[i] = text
+    model.train(was_training)
+    return out
+
+
+def make_batches(tokenizer, sources: Sequence[str], targets: Sequence[str], max_tokens: int,
+                 max_len: int = 256, rng: np.random.Generator | None = None) -> list[Batch]:
+    """Padded batches of a parallel corpus (length-sorted; shuffled with ``rng``)."""
+    return batches_of_ids(encode(tokenizer, sources, max_len), encode(tokenizer, targets, max_len), max_tokens, rng)
+
+
+def batches_of_ids(src: Sequence[Sequence[int]], tgt: Sequence[Sequence[int]], max_tokens: int,
+                   rng: np.random.Generator | None = None) -> list[Batch]:
+    """Padded batches of already-encoded pairs (length-sorted; shuffled with ``rng``)."""
+    groups = token_batches([len(x) for x in src], [len(x) for x in tgt], max_tokens, rng)
+    return [collate([src[i] for i in g], [tgt[i] for i in g], g) for g in groups]
+
+
+@torch.no_grad()
+def validation_loss(model: TransformerModel, batches: Sequence[Batch]) -> float:
+    """Mean negative log-likelihood per target token (nats, no label smoothing)."""
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for b in batches:
+        logits = model(b.src, b.prev)
+        total += float(F.cross_entropy(logits.flatten(0, 1).float(), b.target.flatten(), ignore_index=PAD,
+                                       reduction="sum"))
+        count += b.target_tokens
+    model.train(was_training)
+    return total / max(count, 1)

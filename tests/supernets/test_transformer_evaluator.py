@@ -1,0 +1,144 @@
+"""The hat_supernet evaluator and the latency measurement and proxy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import supernets.transformer  # noqa: F401 - registers hat_tiny
+from linas.config_io import parse
+from linas.errors import ConfigError, LinasError
+from linas.evaluator import make_evaluator
+from linas.extensions import lut_builders
+from linas.spaces import get_space
+from supernets.transformer.latency import LatencyTable, build_table, measure_latency, trimmed_mean
+from supernets.transformer.model import SuperTransformer
+from supernets.transformer.trainer import HatTrainConfig, Trainer
+
+EN = ["A man rides a horse.", "Two dogs play in the snow.", "A girl reads a book.", "The cat sleeps."]
+DE = ["Ein Mann reitet ein Pferd.", "Zwei Hunde spielen im Schnee.", "Ein Mädchen liest ein Buch.",
+      "Die Katze schläft."]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread, and the machine is shared."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+
+@pytest.fixture(scope="module")
+def space():
+    return get_space("hat_tiny")
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, space):
+    """A briefly trained hat_tiny checkpoint, its corpus and a quickly measured latency table."""
+    d = tmp_path_factory.mktemp("hat")
+    (d / "a.en").write_text("\n".join(EN) + "\n", encoding="utf-8")
+    (d / "a.de").write_text("\n".join(DE) + "\n", encoding="utf-8")
+    corpus = {"src": str(d / "a.en"), "tgt": str(d / "a.de")}
+    trainer = Trainer(parse(HatTrainConfig, {
+        "supernet": "hat", "space": "hat_tiny", "output": str(d / "ckpt"), "data": {"train": corpus},
+        "model": {"qkv_dim": 32, "vocab_size": 100, "dropout": 0.0},
+        "train": {"max_updates": 5, "warmup": 2, "progress": False, "threads": 1}}))
+    trainer.run()
+    trainer.close()
+    table = build_table(space, len(trainer.tokenizer), 32, warmup=0, repeats=1)
+    table.save(d / "lut.json")
+    return {"checkpoint": str(d / "ckpt"), "corpus": corpus, "lut": str(d / "lut.json"), "threads": 1,
+            "subset": None}
+
+
+def configs(space, n, seed=0):
+    return [space.to_config(g) for g in space.sample(np.random.default_rng(seed), n)]
+
+
+def test_evaluator_returns_bleu_latency_macs_and_params(setup, space):
+    evaluator = make_evaluator("hat_supernet", space, setup)
+    outcome = evaluator.guarded(configs(space, 1)[0])
+    assert outcome.ok, outcome.error
+    assert set(outcome.metrics) == {"bleu", "latency", "macs", "params"}
+    assert 0 <= outcome.metrics["bleu"] <= 100 and outcome.metrics["latency"] > 0
+
+
+def test_evaluator_reports_an_invalid_config_as_a_failed_outcome(setup, space):
+    evaluator = make_evaluator("hat_supernet", space, setup)
+    outcome = evaluator.guarded({**configs(space, 1)[0], "encoder_embed_dim": 999})
+    assert not outcome.ok and "encoder_embed_dim=999" in outcome.error
+
+
+def test_evaluator_identity_changes_with_what_changes_measurements(setup, space):
+    base = make_evaluator("hat_supernet", space, setup).identity
+    assert make_evaluator("hat_supernet", space, setup).identity == base
+    assert make_evaluator("hat_supernet", space, {**setup, "beam": 2}).identity != base
+    assert make_evaluator("hat_supernet", space, {**setup, "subset": 2}).identity != base
+    assert make_evaluator("hat_supernet", space, {**setup, "latency": "measured"}).identity != base
+
+
+def test_loss_evaluator_measures_validation_loss(setup, space):
+    evaluator = make_evaluator("hat_supernet_loss", space, setup)
+    metrics = evaluator.evaluate_one(configs(space, 1)[0])
+    assert metrics["valid_loss"] > 0 and set(metrics) == {"valid_loss", "latency", "macs", "params"}
+
+
+def test_missing_checkpoint_and_wrong_space_are_clear_errors(setup, space, tmp_path):
+    with pytest.raises(LinasError, match="no such checkpoint"):
+        make_evaluator("hat_supernet", space, {**setup, "checkpoint": str(tmp_path)})
+    with pytest.raises(ConfigError, match="trained on space 'hat_tiny'"):
+        make_evaluator("hat_supernet", get_space("hat_cpu"), setup)
+
+
+def test_bad_corpus_option_is_a_one_line_error_before_the_checkpoint_is_read(space, tmp_path):
+    with pytest.raises(ConfigError, match="hat_supernet: corpus.*either 'hub' or both"):
+        make_evaluator("hat_supernet", space, {"checkpoint": str(tmp_path), "corpus": {"src": "a.en"}})
+
+
+def test_non_positive_subset_is_rejected(setup, space):
+    with pytest.raises(ConfigError, match="subset must be a positive number"):
+        make_evaluator("hat_supernet", space, {**setup, "subset": 0})
+
+
+def test_unknown_latency_mode_is_rejected(setup, space):
+    with pytest.raises(ConfigError, match="latency must be one of"):
+        make_evaluator("hat_supernet", space, {**setup, "latency": "guess"})
+
+
+def test_latency_table_covers_every_subnet_and_is_deterministic(setup, space):
+    table = LatencyTable.load(setup["lut"])
+    values = [table.predict_config(space, c) for c in configs(space, 20)]
+    assert all(v > 0 for v in values)
+    assert values == [table.predict_config(space, c) for c in configs(space, 20)]
+
+
+def test_latency_table_for_another_space_is_a_clear_error(setup):
+    table = LatencyTable.load(setup["lut"])
+    cpu = get_space("hat_cpu")
+    with pytest.raises(LinasError, match="no entry"):
+        table.predict(SuperTransformer(cpu, 100, 32).arch)
+
+
+def test_measured_latency_grows_with_decoder_depth(space):
+    net = SuperTransformer(space, 100, 32, dropout=0.0).eval()
+    config = configs(space, 1)[0]
+    times = []
+    for depth in (1, 2):
+        net.set_active_subnet({**config, "decoder_layer_num": depth, "decoder_ffn_embed_dim_1": 64,
+                               "decoder_self_attention_heads_1": 2, "decoder_ende_attention_heads_1": 2,
+                               "decoder_arbitrary_ende_attn_1": 2})
+        # The minimum: other work on a shared machine only ever adds time.
+        times.append(measure_latency(net.get_active_subnet(), warmup=2, repeats=9, statistic="min"))
+    assert times[1] > times[0]
+
+
+def test_trimmed_mean_ignores_outliers():
+    assert trimmed_mean([1.0, 1.0, 1.0, 1.0, 100.0, 0.0, 1.0, 1.0, 1.0, 1.0], trim=0.1) == 1.0
+
+
+def test_lut_builder_is_registered_for_hat():
+    assert lut_builders.get("hat").__name__ == "build_lut"
