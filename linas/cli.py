@@ -64,7 +64,14 @@ def _plugin(registry_name: str):
         name = settings.get("supernet")
         if not isinstance(name, str):
             raise LinasError(f"{args.config}: 'supernet' must name the supernet (e.g. supernet: ofa_mbv3)")
-        getattr(extensions, registry_name).get(name)(settings, Path(args.config))
+        command = getattr(extensions, registry_name).get(name)
+        output = settings.get("output")
+        if getattr(args, "force", None) is False and isinstance(output, str) and Path(output).is_file():
+            # A rebuilt table would change the latencies of a search that resumes with it.
+            print(f"linas: {output} exists, kept (searches resume with the same latencies); "
+                  "--force measures it again", file=sys.stderr)
+            return 0
+        command(settings, Path(args.config))
         return 0
 
     return run
@@ -109,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Measure the latency lookup table of the supernet named by the config's "
                                    "'supernet' key on the current device.")
     p.add_argument("config", help="lookup-table YAML")
+    p.add_argument("--force", action="store_true", help="measure again even if the table ('output') exists")
     p.set_defaults(func=_plugin("lut_builders"))
     return parser
 

@@ -12,7 +12,7 @@ from linas.experiment import Experiment
 from linas.report import compare_runs, load_run
 from linas.spaces import get_space
 
-from conftest import REPO
+from helpers import REPO
 
 BIGGEST = {**{f"ks_{i}": 7 for i in range(20)}, **{f"e_{i}": 6 for i in range(20)}, **{f"d_{s}": 4 for s in range(5)}}
 SMALLEST = {**{f"ks_{i}": 3 for i in range(20)}, **{f"e_{i}": 3 for i in range(20)}, **{f"d_{s}": 2 for s in range(5)}}

@@ -8,7 +8,7 @@ import sys
 import pytest
 import yaml
 
-from conftest import synthetic_config
+from helpers import synthetic_config
 
 COMMANDS = ["search", "report", "compare", "train-supernet", "build-lut"]
 
@@ -104,3 +104,14 @@ def test_the_search_engine_runs_without_importing_torch(tmp_path):
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "torch-free" in result.stdout
+
+
+def test_build_lut_keeps_an_existing_table_unless_forced(tmp_path):
+    table = tmp_path / "lut.json"
+    table.write_text('{"kept": true}')
+    config = tmp_path / "lut.yaml"
+    config.write_text(yaml.safe_dump({"supernet": "ofa_mbv3", "output": str(table)}))
+    result = linas("build-lut", str(config))
+    assert result.returncode == 0, result.stderr
+    assert "kept" in result.stderr and "--force" in result.stderr
+    assert table.read_text() == '{"kept": true}'

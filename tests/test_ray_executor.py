@@ -23,7 +23,7 @@ from linas.evaluator import evaluators, make_evaluator
 from linas.executors import executors, make_executor
 from linas.experiment import Experiment
 
-from conftest import synthetic_config
+from helpers import synthetic_config
 
 STRATEGIES = [
     {"name": "linas", "options": {"population": 16, "inner_evaluations": 1000}},

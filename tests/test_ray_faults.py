@@ -24,7 +24,7 @@ from linas.config import load_experiment
 from linas.evaluator import evaluators
 from linas.experiment import Experiment
 
-from conftest import synthetic_config
+from helpers import synthetic_config
 
 STRATEGY = [{"name": "nsga2", "options": {"population": 16}}]
 

@@ -11,7 +11,7 @@ import time
 
 from linas.archive import RunArchive
 
-from conftest import synthetic_config
+from helpers import synthetic_config
 
 STRATEGIES = [
     {"name": "linas", "options": {"population": 25, "inner_evaluations": 2000}},

@@ -6,7 +6,6 @@ import gzip
 
 import numpy as np
 import pytest
-import torch
 
 from linas.config_io import parse
 from linas.errors import ConfigError, LinasError
@@ -25,19 +24,7 @@ from supernets.transformer.data import (
 )
 from supernets.transformer.model import BOS, EOS, PAD, UNK
 
-EN = ["A man rides a horse.", "Two dogs play in the snow.", "A girl reads a book.", "The cat sleeps."]
-DE = ["Ein Mann reitet ein Pferd.", "Zwei Hunde spielen im Schnee.", "Ein Mädchen liest ein Buch.",
-      "Die Katze schläft."]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread, and the machine is shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def write(path, lines, gz=False):
@@ -50,11 +37,12 @@ def write(path, lines, gz=False):
     return str(path)
 
 
-def test_gzipped_and_plain_files_load_as_a_translation_dataset(tmp_path):
-    spec = CorpusSpec(src=write(tmp_path / "t.en.gz", EN, gz=True), tgt=write(tmp_path / "t.de", DE))
+def test_gzipped_and_plain_files_load_as_a_translation_dataset(tmp_path, en_de):
+    en, de = en_de()
+    spec = CorpusSpec(src=write(tmp_path / "t.en.gz", en, gz=True), tgt=write(tmp_path / "t.de", de))
     ds = load_corpus(spec)
-    assert ds[1]["translation"] == {"en": EN[1], "de": DE[1]}
-    assert pairs(ds) == (EN, DE)
+    assert ds[1]["translation"] == {"en": en[1], "de": de[1]}
+    assert pairs(ds) == (en, de)
 
 
 def test_sgml_segments_are_read_one_per_seg(tmp_path):
@@ -64,12 +52,13 @@ def test_sgml_segments_are_read_one_per_seg(tmp_path):
     assert read_lines(sgm) == ["Hello world.", "Second one"]
 
 
-def test_newstest2014_prefers_plain_text_and_falls_back_to_sgml(tmp_path):
+def test_newstest2014_prefers_plain_text_and_falls_back_to_sgml(tmp_path, en_de):
+    en, de = en_de()
     assert newstest2014(tmp_path).src.endswith("newstest2014-deen-src.en.sgm")
     assert newstest2014(tmp_path).tgt.endswith("newstest2014-deen-ref.de.sgm")
-    write(tmp_path / "newstest2014.en-de.en", EN)
-    write(tmp_path / "newstest2014.en-de.de", DE)
-    assert pairs(load_corpus(newstest2014(tmp_path))) == (EN, DE)
+    write(tmp_path / "newstest2014.en-de.en", en)
+    write(tmp_path / "newstest2014.en-de.de", de)
+    assert pairs(load_corpus(newstest2014(tmp_path))) == (en, de)
 
 
 def test_fixed_seed_subset_is_reproducible_sorted_and_without_repeats():
@@ -83,14 +72,16 @@ def test_fixed_seed_subset_is_reproducible_sorted_and_without_repeats():
         subset_indices(10, 0)
 
 
-def test_misaligned_files_give_a_clear_error(tmp_path):
-    spec = CorpusSpec(src=write(tmp_path / "a.en", EN), tgt=write(tmp_path / "a.de", DE[:3]))
+def test_misaligned_files_give_a_clear_error(tmp_path, en_de):
+    en, de = en_de()
+    spec = CorpusSpec(src=write(tmp_path / "a.en", en), tgt=write(tmp_path / "a.de", de[:3]))
     with pytest.raises(LinasError, match=r"misaligned.*4 sentences.*has 3"):
         load_corpus(spec)
 
 
-def test_missing_file_gives_a_clear_error(tmp_path):
-    spec = CorpusSpec(src=str(tmp_path / "nope.en"), tgt=write(tmp_path / "a.de", DE))
+def test_missing_file_gives_a_clear_error(tmp_path, en_de):
+    _, de = en_de()
+    spec = CorpusSpec(src=str(tmp_path / "nope.en"), tgt=write(tmp_path / "a.de", de))
     with pytest.raises(LinasError, match="nope.en: no such file"):
         load_corpus(spec)
 
@@ -100,24 +91,27 @@ def test_corpus_spec_needs_files_or_a_hub_name():
         parse(CorpusSpec, {"src": "a.en"}, "data.train")
 
 
-def test_limit_keeps_the_first_pairs(tmp_path):
-    spec = CorpusSpec(src=write(tmp_path / "a.en", EN), tgt=write(tmp_path / "a.de", DE), limit=2)
-    assert pairs(load_corpus(spec)) == (EN[:2], DE[:2])
+def test_limit_keeps_the_first_pairs(tmp_path, en_de):
+    en, de = en_de()
+    spec = CorpusSpec(src=write(tmp_path / "a.en", en), tgt=write(tmp_path / "a.de", de), limit=2)
+    assert pairs(load_corpus(spec)) == (en[:2], de[:2])
 
 
-def test_tokenizer_round_trips_text_and_reserves_special_ids(tmp_path):
-    tok = train_tokenizer(EN + DE, vocab_size=200, min_frequency=1)
+def test_tokenizer_round_trips_text_and_reserves_special_ids(tmp_path, en_de):
+    en, de = en_de()
+    tok = train_tokenizer(en + de, vocab_size=200, min_frequency=1)
     assert [tok.pad_token_id, tok.bos_token_id, tok.eos_token_id, tok.unk_token_id] == [PAD, BOS, EOS, UNK]
-    ids = encode(tok, EN + DE)
+    ids = encode(tok, en + de)
     assert all(x[-1] == EOS for x in ids)
-    assert decode(tok, ids) == EN + DE
+    assert decode(tok, ids) == en + de
     tok.save_pretrained(str(tmp_path / "tok"))
     again = load_tokenizer(tmp_path / "tok")
-    assert encode(again, DE) == encode(tok, DE)
+    assert encode(again, de) == encode(tok, de)
 
 
-def test_encode_truncates_but_keeps_the_end_of_sentence():
-    tok = train_tokenizer(EN + DE, vocab_size=200, min_frequency=1)
+def test_encode_truncates_but_keeps_the_end_of_sentence(en_de):
+    en, de = en_de()
+    tok = train_tokenizer(en + de, vocab_size=200, min_frequency=1)
     ids = encode(tok, ["Two dogs play in the snow with a girl and a cat."], max_len=5)[0]
     assert len(ids) == 5 and ids[-1] == EOS
 
@@ -143,15 +137,16 @@ def test_token_batches_are_reproducible_with_a_seed():
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
 
 
-def test_unreachable_hub_falls_back_to_local_files_with_a_warning(tmp_path, monkeypatch):
+def test_unreachable_hub_falls_back_to_local_files_with_a_warning(tmp_path, monkeypatch, en_de):
     import datasets
 
     def offline(*args, **kwargs):
         raise ConnectionError("no network")
 
     monkeypatch.setattr(datasets, "load_dataset", offline)
-    spec = CorpusSpec(hub="wmt14:de-en:test", src=write(tmp_path / "a.en", EN), tgt=write(tmp_path / "a.de", DE))
+    en, de = en_de()
+    spec = CorpusSpec(hub="wmt14:de-en:test", src=write(tmp_path / "a.en", en), tgt=write(tmp_path / "a.de", de))
     with pytest.warns(UserWarning, match="could not load 'wmt14'"):
-        assert pairs(load_corpus(spec)) == (EN, DE)
+        assert pairs(load_corpus(spec)) == (en, de)
     with pytest.raises(LinasError, match="could not load 'wmt14'.*give local files"):
         load_corpus(CorpusSpec(hub="wmt14:de-en:test"))

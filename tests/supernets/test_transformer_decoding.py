@@ -7,7 +7,6 @@ import pytest
 import torch
 
 import supernets.transformer  # noqa: F401 - registers hat_tiny
-from linas.spaces import get_space
 from supernets.transformer.decoding import beam_search, greedy_search
 from supernets.transformer.model import SuperTransformer
 from supernets.transformer.scoring import corpus_bleu
@@ -15,19 +14,11 @@ from supernets.transformer.scoring import corpus_bleu
 VOCAB = 60
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread, and the machine is shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def model():
-    space = get_space("hat_tiny")
+def model(space):
     torch.manual_seed(0)
     net = SuperTransformer(space, VOCAB, qkv_dim=32, dropout=0.0).eval()
     net.set_active_subnet(space.to_config(space.sample(np.random.default_rng(0), 1)[0]))

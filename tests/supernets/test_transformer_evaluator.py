@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 import supernets.transformer  # noqa: F401 - registers hat_tiny
 from linas.config_io import parse
@@ -16,33 +15,14 @@ from supernets.transformer.latency import LatencyTable, build_table, measure_lat
 from supernets.transformer.model import SuperTransformer
 from supernets.transformer.trainer import HatTrainConfig, Trainer
 
-EN = ["A man rides a horse.", "Two dogs play in the snow.", "A girl reads a book.", "The cat sleeps."]
-DE = ["Ein Mann reitet ein Pferd.", "Zwei Hunde spielen im Schnee.", "Ein Mädchen liest ein Buch.",
-      "Die Katze schläft."]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread, and the machine is shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def space():
-    return get_space("hat_tiny")
-
-
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory, space):
+def setup(tmp_path_factory, space, write_corpus):
     """A briefly trained hat_tiny checkpoint, its corpus and a quickly measured latency table."""
     d = tmp_path_factory.mktemp("hat")
-    (d / "a.en").write_text("\n".join(EN) + "\n", encoding="utf-8")
-    (d / "a.de").write_text("\n".join(DE) + "\n", encoding="utf-8")
-    corpus = {"src": str(d / "a.en"), "tgt": str(d / "a.de")}
+    corpus = write_corpus(d)
     trainer = Trainer(parse(HatTrainConfig, {
         "supernet": "hat", "space": "hat_tiny", "output": str(d / "ckpt"), "data": {"train": corpus},
         "model": {"qkv_dim": 32, "vocab_size": 100, "dropout": 0.0},

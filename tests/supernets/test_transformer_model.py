@@ -15,18 +15,12 @@ from supernets.transformer.model import SuperTransformer
 VOCAB = 300
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread, and the machine is shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def space():
+    """This module's space: hat_cpu, the real-sized one."""
     return get_space("hat_cpu")
 
 

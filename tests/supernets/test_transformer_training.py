@@ -13,32 +13,25 @@ from supernets.transformer.checkpoint import TRAIN_STATE, WEIGHTS, load_supernet
 from supernets.transformer.scoring import corpus_bleu, translate
 from supernets.transformer.trainer import HatTrainConfig, Trainer, TrainSettings, learning_rate
 
-EN = ["A man rides a horse.", "Two dogs play in the snow.", "A girl reads a book.", "The cat sleeps.",
-      "A woman sings on a stage.", "Children run in the park."]
-DE = ["Ein Mann reitet ein Pferd.", "Zwei Hunde spielen im Schnee.", "Ein Mädchen liest ein Buch.",
-      "Die Katze schläft.", "Eine Frau singt auf einer Bühne.", "Kinder laufen im Park."]
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+N_PAIRS = 6  # sentence pairs the tiny supernet trains on
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread, and the machine is shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+@pytest.fixture(scope="module")
+def tiny_config(write_corpus):
+    """``tiny_config(tmp_path, out="out", **train)``: a hat_tiny training config on a few sentence pairs."""
 
+    def make(tmp_path, out="out", **train) -> dict:
+        corpus = write_corpus(tmp_path, N_PAIRS)
+        settings = {"seed": 0, "max_updates": 200, "warmup": 10, "lr": 3e-3, "label_smoothing": 0.0,
+                    "progress": False, "log_every": 50, "threads": 1}
+        settings.update(train)
+        return {"supernet": "hat", "space": "hat_tiny", "output": str(tmp_path / out),
+                "data": {"train": corpus, "valid": corpus},
+                "model": {"qkv_dim": 32, "vocab_size": 100, "dropout": 0.0}, "train": settings}
 
-
-def tiny_config(tmp_path, out="out", **train) -> dict:
-    (tmp_path / "a.en").write_text("\n".join(EN) + "\n", encoding="utf-8")
-    (tmp_path / "a.de").write_text("\n".join(DE) + "\n", encoding="utf-8")
-    corpus = {"src": str(tmp_path / "a.en"), "tgt": str(tmp_path / "a.de")}
-    settings = {"seed": 0, "max_updates": 200, "warmup": 10, "lr": 3e-3, "label_smoothing": 0.0,
-                "progress": False, "log_every": 50, "threads": 1}
-    settings.update(train)
-    return {"supernet": "hat", "space": "hat_tiny", "output": str(tmp_path / out),
-            "data": {"train": corpus, "valid": corpus},
-            "model": {"qkv_dim": 32, "vocab_size": 100, "dropout": 0.0}, "train": settings}
+    return make
 
 
 def run(settings: dict) -> Trainer:
@@ -48,25 +41,27 @@ def run(settings: dict) -> Trainer:
     return trainer
 
 
-def test_tiny_supernet_overfits_a_handful_of_pairs(tmp_path):
+def test_tiny_supernet_overfits_a_handful_of_pairs(tmp_path, tiny_config, en_de):
+    en, de = en_de(N_PAIRS)
     trainer = run(tiny_config(tmp_path, sandwich=True, sandwich_random=0, max_updates=160))
     for config, least in ((trainer.largest, 75.0), (trainer.smallest, 50.0)):
         trainer.net.set_active_subnet(config)
-        hyps = translate(trainer.net.get_active_subnet(), trainer.tokenizer, EN, beam=4)
-        assert corpus_bleu(hyps, DE).score >= least, hyps
+        hyps = translate(trainer.net.get_active_subnet(), trainer.tokenizer, en, beam=4)
+        assert corpus_bleu(hyps, de).score >= least, hyps
 
 
-def test_checkpoint_holds_weights_tokenizer_config_and_log(tmp_path):
+def test_checkpoint_holds_weights_tokenizer_config_and_log(tmp_path, tiny_config, en_de):
+    en, _ = en_de(N_PAIRS)
     run(tiny_config(tmp_path, max_updates=3))
     out = tmp_path / "out"
     assert {WEIGHTS, TRAIN_STATE, "tokenizer", "config.yaml", "train.log"} <= {p.name for p in out.iterdir()}
     net, tokenizer, meta = load_supernet(out)
     assert meta["step"] == 3 and meta["space"] == "hat_tiny"
-    assert tokenizer.decode(tokenizer(EN[0])["input_ids"], skip_special_tokens=True) == EN[0]
+    assert tokenizer.decode(tokenizer(en[0])["input_ids"], skip_special_tokens=True) == en[0]
     assert "valid loss largest" in (out / "train.log").read_text()
 
 
-def test_resumed_training_takes_the_same_updates_as_an_uninterrupted_run(tmp_path):
+def test_resumed_training_takes_the_same_updates_as_an_uninterrupted_run(tmp_path, tiny_config):
     straight = run(tiny_config(tmp_path, out="a", max_updates=8))
     run(tiny_config(tmp_path, out="b", max_updates=5))
     resumed = run(tiny_config(tmp_path, out="b", max_updates=8))
@@ -75,7 +70,7 @@ def test_resumed_training_takes_the_same_updates_as_an_uninterrupted_run(tmp_pat
         torch.testing.assert_close(p, q, msg=name)
 
 
-def test_same_seed_gives_the_same_subnets_and_batches(tmp_path):
+def test_same_seed_gives_the_same_subnets_and_batches(tmp_path, tiny_config):
     a = Trainer(parse(HatTrainConfig, tiny_config(tmp_path, out="a")))
     b = Trainer(parse(HatTrainConfig, tiny_config(tmp_path, out="b")))
     assert [a.subnets_for(s) for s in range(1, 6)] == [b.subnets_for(s) for s in range(1, 6)]
@@ -95,13 +90,13 @@ def test_learning_rate_warms_up_then_decays():
     assert learning_rate(1100, cos) == pytest.approx(1e-5)
 
 
-def test_unknown_training_setting_is_a_one_line_config_error(tmp_path):
+def test_unknown_training_setting_is_a_one_line_config_error(tmp_path, tiny_config):
     settings = tiny_config(tmp_path, batch_size=32)
     with pytest.raises(ConfigError, match="train.batch_size: unknown key"):
         trainers.get("hat")(settings, tmp_path / "c.yaml")
 
 
-def test_resuming_with_other_model_widths_is_a_clear_error(tmp_path):
+def test_resuming_with_other_model_widths_is_a_clear_error(tmp_path, tiny_config):
     run(tiny_config(tmp_path, max_updates=1))
     changed = tiny_config(tmp_path, max_updates=2)
     changed["model"]["qkv_dim"] = 16
@@ -115,7 +110,7 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
         load_supernet(tmp_path)
 
 
-def test_missing_training_data_is_a_clear_error_and_creates_nothing(tmp_path):
+def test_missing_training_data_is_a_clear_error_and_creates_nothing(tmp_path, tiny_config):
     settings = tiny_config(tmp_path)
     settings["data"]["train"] = {"src": str(tmp_path / "missing.en.gz"), "tgt": str(tmp_path / "a.de")}
     with pytest.raises(LinasError, match="missing.en.gz: no such file"):
