@@ -36,6 +36,14 @@ def test_predictors_rank_held_out_networks_well(data, name, objective):
     assert prediction_quality(predicted, F_test[:, objective])["kendall_tau"] > 0.6
 
 
+
+@pytest.mark.parametrize("name", ["ridge", "svr"])
+def test_fast_predictions_equal_the_fitted_sklearn_models(data, name):
+    space, g, F, g_test, _ = data
+    model = make_predictor(name, seed=0).fit(space.encode(g, "onehot"), F[:, 0])
+    X = space.encode(g_test, "onehot")
+    np.testing.assert_allclose(model.predict(X), model.scaler.inverse(model.model.predict(X)), rtol=1e-9, atol=1e-9)
+
 def test_auto_keeps_the_candidate_with_the_lower_cross_validated_error(data):
     space, g, F, _, _ = data
     model = make_predictor("auto")

@@ -22,6 +22,7 @@ from pymoo.algorithms.moo.nsga2 import NSGA2
 from pymoo.operators.survival.rank_and_crowding.metrics import calc_crowding_distance
 from pymoo.optimize import minimize
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+from threadpoolctl import threadpool_limits
 
 from linas.errors import ConfigError
 from linas.space import SearchSpace
@@ -61,8 +62,11 @@ class Linas(Strategy):
         genomes, F = self.validated
         if len(genomes) < 2:  # nothing to learn from yet
             return self.space.sample_unique(self._rng, self.population, exclude=self.known)
-        models = self._fit(genomes, F)
-        visited, predicted = self._inner_search(models, genomes, F)
+        # The matrices here are small: one BLAS thread per call beats several, and the
+        # per-objective fits already run side by side.
+        with threadpool_limits(1):
+            models = self._fit(genomes, F)
+            visited, predicted = self._inner_search(models, genomes, F)
         return self._select(visited, predicted)
 
     def _fit(self, genomes: np.ndarray, F: np.ndarray) -> list:
