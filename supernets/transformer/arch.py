@@ -131,19 +131,9 @@ def ende_layers(value: int) -> int:
 
 
 def super_arch(space: SearchSpace, vocab_size: int, qkv_dim: int) -> Arch:
-    """The SuperTransformer of a HAT space: the largest choice of every variable."""
-    biggest = {v.name: max(v.choices) for v in space.variables}
-    n_enc, n_dec = biggest["encoder_layer_num"], biggest["decoder_layer_num"]
-    return Arch(
-        vocab_size=vocab_size, qkv_dim=qkv_dim,
-        encoder_embed_dim=biggest["encoder_embed_dim"], decoder_embed_dim=biggest["decoder_embed_dim"],
-        encoder_ffn=[biggest[f"encoder_ffn_embed_dim_{i}"] for i in range(n_enc)],
-        encoder_heads=[biggest[f"encoder_self_attention_heads_{i}"] for i in range(n_enc)],
-        decoder_ffn=[biggest[f"decoder_ffn_embed_dim_{i}"] for i in range(n_dec)],
-        decoder_self_heads=[biggest[f"decoder_self_attention_heads_{i}"] for i in range(n_dec)],
-        decoder_ende_heads=[biggest[f"decoder_ende_attention_heads_{i}"] for i in range(n_dec)],
-        decoder_ende_attn=[min(3, n_enc)] * n_dec,
-    )
+    """The SuperTransformer of a HAT space: the largest choice of every variable
+    (every decoder layer attending to the last three encoder layers)."""
+    return arch_of(space, {v.name: max(v.choices) for v in space.variables}, vocab_size, qkv_dim)
 
 
 def arch_of(space: SearchSpace, config: Mapping[str, Any], vocab_size: int, qkv_dim: int) -> Arch:
