@@ -110,3 +110,32 @@ def test_bad_strategy_settings_are_config_errors(mbv3_space, name, options, mess
     with pytest.raises(ConfigError) as info:
         make_strategy(name, mbv3_space, 2, 0, options)
     assert message in str(info.value)
+
+
+def test_vectorized_tournament_decides_as_pymoos_binary_tournament():
+    """Same winner as pymoo's loop wherever dominance or crowding decides; coin flips only on ties."""
+    from pymoo.algorithms.moo.nsga2 import binary_tournament
+    from pymoo.core.population import Population
+    from pymoo.core.problem import Problem
+    from pymoo.operators.survival.rank_and_crowding import RankAndCrowding
+
+    from linas.strategies._pymoo import FastNSGA2, vectorized_binary_tournament
+
+    rng = np.random.default_rng(3)
+    F = rng.integers(0, 6, size=(40, 2)).astype(float)  # coarse values: many ties and equal fronts
+    problem = Problem(n_var=1, n_obj=2, xl=0, xu=1)
+    pop = RankAndCrowding().do(problem, Population.new(X=np.zeros((40, 1)), F=F), n_survive=40,
+                               random_state=np.random.default_rng(0))
+    algorithm = FastNSGA2(pop_size=40)
+    algorithm.problem = problem
+    P = rng.integers(0, 40, size=(500, 2))
+    fast = vectorized_binary_tournament(pop, P, algorithm, random_state=np.random.default_rng(1))[:, 0]
+    slow = binary_tournament(pop, P, algorithm, random_state=np.random.default_rng(2))[:, 0]
+    assert set(fast) <= set(P.ravel())
+    Fp, crowd = pop.get("F", "crowding")
+    a, b = P[:, 0], P[:, 1]
+    dominates = lambda x, y: (Fp[x] <= Fp[y]).all(1) & (Fp[x] < Fp[y]).any(1)
+    decided = dominates(a, b) | dominates(b, a) | (crowd[a] != crowd[b])
+    assert decided.sum() > 300 and (~decided).sum() > 10
+    assert np.array_equal(fast[decided], slow[decided])
+    assert np.all((fast[~decided] == a[~decided]) | (fast[~decided] == b[~decided]))

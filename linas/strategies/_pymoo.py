@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+from pymoo.algorithms.moo.nsga2 import NSGA2, binary_tournament
 from pymoo.core.mutation import Mutation
 from pymoo.core.problem import Problem
 from pymoo.core.repair import Repair
 from pymoo.operators.crossover.ux import UniformCrossover
+from pymoo.operators.selection.tournament import TournamentSelection
 
 from linas.space import SearchSpace
 
@@ -61,3 +63,39 @@ def nsga2_operators(space: SearchSpace, eliminate_duplicates: bool = True) -> di
     """Uniform crossover, random-reset mutation and canonicalizing repair for NSGA2(...)."""
     return dict(crossover=UniformCrossover(), mutation=ChoiceMutation(space.n_choices),
                 repair=Canonicalize(space), eliminate_duplicates=eliminate_duplicates)
+
+
+def vectorized_binary_tournament(pop, P, algorithm, random_state=None, **kwargs):
+    """pymoo's NSGA-II binary tournament (dominance, then crowding distance, then a coin
+    flip), decided for all pairs at once; pymoo's loop decides when the problem has
+    constraints."""
+    if algorithm.problem.has_constraints():
+        return binary_tournament(pop, P, algorithm, random_state=random_state, **kwargs)
+    F, crowding = pop.get("F", "crowding")
+    a, b = P[:, 0], P[:, 1]
+    Fa, Fb = F[a], F[b]
+    a_wins = (Fa <= Fb).all(axis=1) & (Fa < Fb).any(axis=1)
+    b_wins = (Fb <= Fa).all(axis=1) & (Fb < Fa).any(axis=1)
+    undecided = ~(a_wins | b_wins)
+    ca, cb = crowding[a].astype(float), crowding[b].astype(float)
+    a_wins |= undecided & (ca > cb)
+    b_wins |= undecided & (cb > ca)
+    coin = random_state.random(len(P)) < 0.5
+    a_wins |= ~(a_wins | b_wins) & coin
+    return np.where(a_wins, a, b)[:, None].astype(int, copy=False)
+
+
+class FastNSGA2(NSGA2):
+    """pymoo's NSGA-II with the per-individual Python loops of its tournament and of its
+    optimum bookkeeping replaced by array operations; same selection rules, same survival.
+    Used for the inner loop of LINAS, where pymoo's bookkeeping dominates the cost of the
+    cheap predicted evaluations."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(selection=TournamentSelection(func_comp=vectorized_binary_tournament), **kwargs)
+
+    def _set_optimum(self, **kwargs):
+        if self.problem.has_constraints():
+            super()._set_optimum(**kwargs)
+        else:
+            self.opt = self.pop[self.pop.get("rank") == 0]

@@ -18,7 +18,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from pymoo.algorithms.moo.nsga2 import NSGA2
 from pymoo.operators.survival.rank_and_crowding.metrics import calc_crowding_distance
 from pymoo.optimize import minimize
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
@@ -26,7 +25,7 @@ from threadpoolctl import threadpool_limits
 
 from linas.errors import ConfigError
 from linas.space import SearchSpace
-from linas.strategies._pymoo import genome_problem, nsga2_operators
+from linas.strategies._pymoo import FastNSGA2, genome_problem, nsga2_operators
 from linas.strategies.base import Strategy, initial_population, strategies
 from predictors import encode_for, make_predictor
 from predictors.diagnostics import prediction_quality
@@ -114,14 +113,15 @@ class Linas(Strategy):
             start = np.vstack([start, extra])
         # Predictions are cheap and candidates are deduplicated when selected, so the inner
         # search skips pymoo's duplicate elimination (a quarter of its time, no better fronts).
-        algorithm = NSGA2(pop_size=self.inner_population, sampling=start,
+        algorithm = FastNSGA2(pop_size=self.inner_population, sampling=start,
                           **nsga2_operators(self.space, eliminate_duplicates=False))
         minimize(problem, algorithm, termination=("n_eval", self.inner_evaluations),
                  seed=_derive_seed(self.seed, self.step), verbose=False)
         X = np.vstack(seen_X)
         P = np.vstack(seen_F)
         # Distinct networks in order of first visit, minus those already validated.
-        _, first = np.unique(X, axis=0, return_index=True)
+        rows = np.ascontiguousarray(X).view(np.dtype((np.void, X.dtype.itemsize * X.shape[1]))).ravel()
+        _, first = np.unique(rows, return_index=True)
         first = np.sort(first)
         fresh = np.array([i for i in first if X[i].tobytes() not in self._known_genomes], dtype=np.int64)
         return X[fresh], P[fresh]
