@@ -224,7 +224,7 @@ class EvaluationCache:
     """Successful measurements shared across runs, keyed by evaluator identity and config key."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+        self.path = Path(path).expanduser()
         self._conn = _connect(self.path)
         self._conn.execute("CREATE TABLE IF NOT EXISTS cache (evaluator TEXT NOT NULL, config_key TEXT NOT NULL,"
                            " metrics TEXT NOT NULL, wall_time REAL NOT NULL, timestamp REAL NOT NULL,"

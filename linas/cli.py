@@ -66,7 +66,7 @@ def _plugin(registry_name: str):
             raise LinasError(f"{args.config}: 'supernet' must name the supernet (e.g. supernet: ofa_mbv3)")
         command = getattr(extensions, registry_name).get(name)
         output = settings.get("output")
-        if getattr(args, "force", None) is False and isinstance(output, str) and Path(output).is_file():
+        if getattr(args, "force", None) is False and isinstance(output, str) and Path(output).expanduser().is_file():
             # A rebuilt table would change the latencies of a search that resumes with it.
             print(f"linas: {output} exists, kept (searches resume with the same latencies); "
                   "--force measures it again", file=sys.stderr)

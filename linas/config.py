@@ -93,7 +93,7 @@ class ExperimentConfig(StrictModel):
         return self.reference_point or [1.0] * len(self.objectives)
 
     def run_dir(self, strategy: StrategyConfig, seed: int) -> Path:
-        return Path(self.output) / strategy.run_label / f"seed{seed}"
+        return Path(self.output).expanduser() / strategy.run_label / f"seed{seed}"
 
 
 def load_experiment(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:

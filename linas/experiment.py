@@ -51,8 +51,9 @@ class Experiment:
         cache = EvaluationCache(c.cache) if c.cache else None
         results = []
         try:
-            for strategy_config in c.strategies:
-                for seed in c.seeds:
+            # Seed by seed, so that an interrupted experiment already holds paired runs.
+            for seed in c.seeds:
+                for strategy_config in c.strategies:
                     run_dir = c.run_dir(strategy_config, seed)
                     strategy = make_strategy(strategy_config.name, self.space, len(self.objectives), seed,
                                              strategy_config.options)

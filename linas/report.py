@@ -193,6 +193,16 @@ def compare_runs(runs: list[Run], targets: list[float] | None = None, reference:
     return Comparison(final, pd.DataFrame(reach_rows), pd.DataFrame(wil_rows), targets)
 
 
+def _machines(runs: list[Run]) -> list[str]:
+    """The machines the runs were measured on (as each run's archive recorded them)."""
+    seen = {}
+    for r in runs:
+        m = r.archive.meta().get("machine") or {}
+        text = ", ".join(f"{k} {v}" for k, v in sorted(m.items())) or "not recorded"
+        seen.setdefault(text, []).append(f"{r.label} seed {r.seed}")
+    return [f"{text}: {len(names)} run(s)" for text, names in seen.items()]
+
+
 def report_comparison(runs: list[Run], out_dir: str | Path, targets: list[float] | None = None) -> list[Path]:
     """HV-curve plot (mean and 95% band per strategy), Pareto fronts, and tables (CSV and Markdown)."""
     out = Path(out_dir)
@@ -223,8 +233,14 @@ def report_comparison(runs: list[Run], out_dir: str | Path, targets: list[float]
                   + "\n\n## Validations needed to reach a hypervolume (runs that never reach it count as '-')\n\n"
                   + comparison.reach.to_markdown(index=False, floatfmt=".4g")
                   + "\n\n## Wilcoxon signed-rank test on final hypervolume over paired seeds\n\n"
-                  + comparison.wilcoxon.to_markdown(index=False, floatfmt=".4g") + "\n")
+                  + comparison.wilcoxon.to_markdown(index=False, floatfmt=".4g") + "\n"
+                  + "\n## Machines\n\n" + "\n".join(f"- {m}" for m in _machines(runs)) + "\n")
     paths += [out / "final_hv.csv", out / "validations_to_reach.csv", out / "wilcoxon.csv", md]
     for r in runs:
-        r.archive.export_csv(out / "runs" / f"{r.label}_seed{r.seed}.csv")
+        paths.append(r.archive.export_csv(out / "runs" / f"{r.label}_seed{r.seed}.csv"))
+        diagnostics = r.archive.diagnostics()
+        if diagnostics:  # predictor quality per outer iteration (LINAS)
+            path = out / "runs" / f"{r.label}_seed{r.seed}_predictors.csv"
+            pd.DataFrame(diagnostics).to_csv(path, index=False)
+            paths.append(path)
     return paths

@@ -90,6 +90,13 @@ def test_search_report_compare(tmp_path):
     for name in ("hv_curves.png", "pareto_fronts.png", "final_hv.csv", "validations_to_reach.csv",
                  "wilcoxon.csv", "comparison.md"):
         assert (tmp_path / "cmp" / name).stat().st_size > 0
+    for seed in (0, 1):
+        assert (tmp_path / "cmp" / "runs" / f"random_seed{seed}.csv").stat().st_size > 0
+        diagnostics = (tmp_path / "cmp" / "runs" / f"linas_seed{seed}_predictors.csv").read_text()
+        assert diagnostics.startswith("step,objective") and len(diagnostics.splitlines()) >= 3
+    assert not (tmp_path / "cmp" / "runs" / "random_seed0_predictors.csv").exists()
+    machines = (tmp_path / "cmp" / "comparison.md").read_text().split("## Machines")[1]
+    assert "cpus" in machines and "4 run(s)" in machines
     assert "linas" in compare.stdout and "random" in compare.stdout
 
 

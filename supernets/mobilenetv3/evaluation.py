@@ -6,6 +6,8 @@ statistics are recomputed on a fixed set of training images (OFA: 2,000 images,
 batches of 200): each BN layer's running mean and variance become the average of the
 exact batch statistics over those batches (PyTorch's cumulative moving average,
 ``momentum=None``), so the result does not depend on the order of earlier calls.
+
+Both run on the device of the model's weights: batches are moved there as they come.
 """
 
 from __future__ import annotations
@@ -36,9 +38,10 @@ def recalibrate_bn(model: nn.Module, batches: Iterable[torch.Tensor]) -> nn.Modu
         bn.reset_running_stats()
         bn.momentum = None
         bn.train()
+    device = _device_of(model)
     seen = 0
     for x in batches:
-        model(x)
+        model(x.to(device, non_blocking=True))
         seen += 1
     for bn, m in zip(bns, momenta):
         bn.momentum = m
@@ -51,10 +54,17 @@ def recalibrate_bn(model: nn.Module, batches: Iterable[torch.Tensor]) -> nn.Modu
 def top1(model: nn.Module, data: ImageSet, resolution: int, batch_size: int = 200) -> float:
     """Top-1 accuracy (%) of ``model`` in eval mode over ``data``."""
     model.eval()
-    correct = 0
+    device = _device_of(model)
+    correct = torch.zeros((), dtype=torch.long, device=device)
     for x, y in data.eval_batches(resolution, batch_size):
-        correct += int((model(x).argmax(1) == y).sum())
-    return 100.0 * correct / max(len(data), 1)
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        correct += (model(x).argmax(1) == y).sum()
+    return 100.0 * int(correct) / max(len(data), 1)
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    weight = next(model.parameters(), None)
+    return weight.device if weight is not None else torch.device("cpu")
 
 
 def subnet_top1(supernet: OFAMobileNetV3, config: Mapping[str, Any], calib: ImageSet, val: ImageSet,

@@ -1,8 +1,14 @@
 """The ``ofa_mbv3_supernet`` evaluator: real top-1 of subnets of a trained supernet.
 
 The supernet, the calibration images and the validation images are loaded once, when
-the evaluator is built; each evaluation then extracts the subnet, recalibrates its BN
+the evaluator is built (with ``data: {stream: true}`` only those images are decoded, not
+the whole split); each evaluation then extracts the subnet, recalibrates its BN
 statistics, measures top-1 and reads its latency from the lookup table (or measures it).
+
+``device`` (default ``auto``: ``cuda`` when torch sees a GPU, else ``cpu``; or ``cpu``,
+``cuda``, ``cuda:N``) is where the supernet, BN recalibration, validation and measured
+latency run; a GPU run has its own identity, so its measurements never mix with CPU ones.
+``threads`` is torch's CPU thread count.
 
 Experiment config::
 
@@ -28,6 +34,7 @@ from linas.errors import ConfigError
 from linas.evaluator import Evaluator, evaluators
 from linas.objectives import Objective
 from linas.space import SearchSpace
+from supernets.devices import resolve_device
 
 from .arch import subnet_config
 from .checkpoint import file_digest, load_supernet
@@ -54,6 +61,7 @@ class SupernetEvaluatorOptions(StrictModel):
     latency_threads: int = 1
     latency_repeats: int = 30
     threads: int | None = None
+    device: str = "auto"
 
 
 @evaluators.register("ofa_mbv3_supernet")
@@ -70,12 +78,13 @@ class SupernetEvaluator(Evaluator):
         if o.latency == "lut" and not o.lut:
             raise ConfigError("evaluator ofa_mbv3_supernet: latency 'lut' needs 'lut: PATH' "
                               "(build one with 'linas build-lut'), or set latency: measured")
-        self.supernet = load_supernet(o.checkpoint).eval()
+        self.device = resolve_device(o.device, "evaluator ofa_mbv3_supernet")
+        self.supernet = load_supernet(o.checkpoint).to(self.device).eval()
         self._checkpoint_digest = file_digest(o.checkpoint)
         self.table = LatencyTable.load(o.lut) if o.latency == "lut" else None
-        train = load_split(o.data, "train")
-        self.calib = train.subset(o.calib_images, o.calib_seed)
-        self.val = load_split(o.data, "val").subset(o.val_images, o.val_seed)
+        # Decoded once and reused by every evaluation (with stream: true, only these images are read).
+        self.calib = load_split(o.data, "train").subset(o.calib_images, o.calib_seed).materialize()
+        self.val = load_split(o.data, "val").subset(o.val_images, o.val_seed).materialize()
         if self.val.n_classes != self.supernet.n_classes:
             raise ConfigError(f"evaluator ofa_mbv3_supernet: the data has {self.val.n_classes} classes, "
                               f"the supernet {self.supernet.n_classes}")
@@ -83,11 +92,13 @@ class SupernetEvaluator(Evaluator):
     @property
     def identity(self) -> str:
         o = self.options
-        data = json.dumps(o.data.model_dump(mode="json"), sort_keys=True)
+        data = json.dumps(o.data.identity(), sort_keys=True)
         latency = (f"lut={file_digest(o.lut)}" if o.latency == "lut" else
-                   f"measured:{device_name()}:b{o.latency_batch}:t{o.latency_threads}")
+                   f"measured:{device_name(self.device)}:b{o.latency_batch}:t{o.latency_threads}")
+        device = "" if self.device.type == "cpu" else f":device={device_name(self.device)}"
         return (f"ofa_mbv3_supernet:ckpt={self._checkpoint_digest}:data={data}:r={o.resolution}"
-                f":calib={o.calib_images}/{o.calib_batch}/{o.calib_seed}:val={o.val_images}/{o.val_seed}:{latency}")
+                f":calib={o.calib_images}/{o.calib_batch}/{o.calib_seed}:val={o.val_images}/{o.val_seed}:{latency}"
+                f"{device}")
 
     def evaluate_one(self, config: Mapping[str, Any]) -> dict[str, float]:
         o = self.options
@@ -96,7 +107,7 @@ class SupernetEvaluator(Evaluator):
         net = self.supernet
         net.set_active_subnet(config)
         with threads(o.threads), torch.no_grad():
-            subnet = net.get_active_subnet()
+            subnet = net.get_active_subnet().to(self.device)
             recalibrate_bn(subnet, (x for x, _ in self.calib.eval_batches(r, o.calib_batch)))
             accuracy = top1(subnet, self.val, r, o.batch_size)
         if self.table is not None:

@@ -1,11 +1,14 @@
 """Latency of subnets: measured, and predicted from a per-block lookup table.
 
 *Measured*: warm-up runs, then ``repeats`` timed runs of the static subnet at a fixed
-thread count; the minimum (least disturbed by other work) and the median are reported.
+thread count, on the device its weights are on (on a GPU every timed run starts and ends
+with ``torch.cuda.synchronize()``); the minimum (least disturbed by other work) and the
+median are reported.
 
 *Lookup table* (OFA's approach): every distinct layer shape the search space can produce
-(:meth:`~linas.spaces.ofa_mbv3.LayerShape.lut_key`) is timed once on the current device;
-a subnet's latency is the sum over its layers. ``linas build-lut CONFIG.yaml`` builds one.
+(:meth:`~linas.spaces.ofa_mbv3.LayerShape.lut_key`) is timed once on one device (the CPU
+unless the config's ``device`` names a GPU); a subnet's latency is the sum over its layers.
+``linas build-lut CONFIG.yaml`` builds one; its ``meta`` names the device it was built on.
 """
 
 from __future__ import annotations
@@ -20,12 +23,14 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from pydantic import Field
 from torch import nn
 
 from linas.config_io import StrictModel, parse
 from linas.errors import ConfigError, LinasError
 from linas.extensions import lut_builders
 from linas.spaces.ofa_mbv3 import EXPANDS, KERNELS, MAX_DEPTH, N_STAGES, LayerShape, layer_shapes
+from supernets.devices import resolve_device
 
 from .arch import BlockSpec, max_config, subnet_config
 from .layers import ConvBNAct, MBConv, ResidualBlock
@@ -45,24 +50,33 @@ class threads:
         torch.set_num_threads(self.saved)
 
 
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 @torch.inference_mode()
 def measure_latency(model: nn.Module, resolution: int, batch_size: int = 1, warmup: int = 10, repeats: int = 30,
                     n_threads: int | None = 1) -> dict[str, float]:
-    """Time of one forward pass in ms over ``repeats`` runs after ``warmup`` runs.
+    """Time of one forward pass in ms over ``repeats`` runs after ``warmup`` runs, on ``model``'s device.
 
     Returns the wall-clock ``min_ms`` and ``median_ms``, and ``cpu_min_ms``, the least
     CPU time of the calling thread (with one thread it is immune to the process being
-    descheduled, which makes it the steadier number on a shared machine).
+    descheduled, which makes it the steadier number on a shared machine). On a GPU the
+    timed region is fenced by ``torch.cuda.synchronize()``, so it holds the kernels' run.
     """
     model.eval()
-    x = torch.randn(batch_size, 3, resolution, resolution)
+    device = next(model.parameters()).device
+    x = torch.randn(batch_size, 3, resolution, resolution).to(device)
     wall, cpu = [], []
     with threads(n_threads):
         for _ in range(warmup):
             model(x)
         for _ in range(repeats):
+            _sync(device)
             start, start_cpu = time.perf_counter(), time.thread_time()
             model(x)
+            _sync(device)
             cpu.append((time.thread_time() - start_cpu) * 1e3)
             wall.append((time.perf_counter() - start) * 1e3)
     return {"min_ms": min(wall), "median_ms": statistics.median(wall), "cpu_min_ms": min(cpu)}
@@ -115,8 +129,15 @@ class LatencyTable:
 
     @classmethod
     def build(cls, width_mult: float, n_classes: int, resolutions: list[int], batch_size: int = 1,
-              warmup: int = 5, repeats: int = 20, n_threads: int = 1, progress: bool = True) -> LatencyTable:
-        """Time every layer shape of the space at ``resolutions`` on this device."""
+              warmup: int = 5, repeats: int = 20, n_threads: int | None = 1, progress: bool = True,
+              device: str | torch.device = "cpu") -> LatencyTable:
+        """Time every layer shape of the space at ``resolutions`` on ``device`` (default the CPU).
+
+        Each layer and its input are created on ``device``; on a GPU every timed run is
+        fenced by ``torch.cuda.synchronize()``. ``n_threads`` is torch's CPU thread count
+        (``None``: torch's default). ``meta["device"]`` names the CPU, or ``cuda:`` and the GPU.
+        """
+        device = torch.device(device)
         layers = [layer for r in resolutions for layer in all_layer_shapes(width_mult, r, n_classes)]
         entries = {}
         iterator = layers
@@ -126,20 +147,22 @@ class LatencyTable:
             iterator = tqdm(layers, desc="latency table", unit="layer", mininterval=5)
         torch.manual_seed(0)
         for layer in iterator:
-            module = layer_module(layer).eval()
-            x = _layer_input(layer, batch_size)
+            module = layer_module(layer).eval().to(device)
+            x = _layer_input(layer, batch_size).to(device)
             times = []
             with threads(n_threads), torch.inference_mode():
                 for _ in range(warmup):
                     module(x)
                 for _ in range(repeats):
+                    _sync(device)
                     start = time.perf_counter()
                     module(x)
+                    _sync(device)
                     times.append((time.perf_counter() - start) * 1e3)
             entries[layer.lut_key()] = min(times)
         meta = {"width_mult": width_mult, "n_classes": n_classes, "resolutions": list(resolutions),
                 "batch_size": batch_size, "threads": n_threads, "repeats": repeats, "statistic": "min",
-                "device": device_name(), "torch": torch.__version__}
+                "device": device_name(device), "torch": torch.__version__}
         return cls(entries, meta)
 
     def predict(self, config: Mapping[str, Any], resolution: int | None = None) -> float:
@@ -156,7 +179,7 @@ class LatencyTable:
         return total
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
+        path = Path(path).expanduser()
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"meta": self.meta, "entries": self.entries}, indent=1, sort_keys=True) + "\n")
         return path
@@ -173,8 +196,10 @@ class LatencyTable:
             raise LinasError(f"{p}: not a latency table ({exc})") from None
 
 
-def device_name() -> str:
-    """A short description of the CPU this runs on (part of an evaluator's identity)."""
+def device_name(device: torch.device | None = None) -> str:
+    """A short description of the CPU this runs on, or of the GPU ``device`` (part of an evaluator's identity)."""
+    if device is not None and device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
     name = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -187,14 +212,19 @@ def device_name() -> str:
 
 
 class LutSettings(StrictModel):
-    """A ``linas build-lut`` config for the OFA MobileNetV3 supernet."""
+    """A ``linas build-lut`` config for the OFA MobileNetV3 supernet.
+
+    ``device`` (default ``cpu``; or ``auto``, ``cuda``, ``cuda:N``) is where the layers are
+    timed; ``threads`` is torch's CPU thread count (``null``: torch's default).
+    """
 
     supernet: Literal["ofa_mbv3"]
     width_mult: float = 1.0
     n_classes: int = 1000
     resolutions: list[int] = [224]
     batch_size: int = 1
-    threads: int = 1
+    threads: int | None = Field(1, gt=0)
+    device: str = "cpu"
     warmup: int = 5
     repeats: int = 20
     output: str
@@ -202,12 +232,28 @@ class LutSettings(StrictModel):
 
 @lut_builders.register("ofa_mbv3")
 def build_lut_from_settings(settings: dict[str, Any], config_path: Path) -> Path:
-    """Entry point of ``linas build-lut CONFIG.yaml``; writes the table to ``output``."""
+    """Entry point of ``linas build-lut CONFIG.yaml``; writes the table to ``output``.
+
+    The layers are timed on the config's ``device`` (default ``cpu``; ``auto`` is a GPU when
+    torch sees one; a GPU asked for where there is none is a :class:`ConfigError`), and the
+    table's ``meta["device"]`` names it, so a table built on a GPU is told from a CPU one.
+
+    Example config::
+
+        supernet: ofa_mbv3
+        width_mult: 0.5
+        n_classes: 200
+        resolutions: [32]
+        device: cuda
+        threads: null
+        output: results/tiny_imagenet_mbv3/lut_gpu.json
+    """
     s = parse(LutSettings, settings, where=str(config_path))
+    device = resolve_device(s.device, str(config_path))
     table = LatencyTable.build(s.width_mult, s.n_classes, s.resolutions, s.batch_size, s.warmup, s.repeats,
-                               s.threads)
+                               s.threads, device=device)
     path = table.save(s.output)
-    print(f"latency table: {len(table.entries)} layers -> {path}")
+    print(f"latency table: {len(table.entries)} layers on {table.meta['device']} -> {path}")
     return path
 
 

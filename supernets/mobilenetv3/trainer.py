@@ -41,7 +41,7 @@ from linas.extensions import trainers
 
 from .arch import max_config, min_config
 from .checkpoint import load_supernet_weights, read_weights, save_supernet, supernet_arch
-from .data import DataSettings, ImageSet, load_split
+from .data import DataSettings, ImageData, load_split
 from .evaluation import subnet_top1
 from .supernet import OFAMobileNetV3
 
@@ -119,7 +119,7 @@ def lr_at(step: int, total: int, warmup: int, base: float) -> float:
 class SandwichTrainer:
     """Holds the supernet, optimizer and random states of one training run."""
 
-    def __init__(self, config: TrainerConfig, train: ImageSet, val: ImageSet | None = None) -> None:
+    def __init__(self, config: TrainerConfig, train: ImageData, val: ImageData | None = None) -> None:
         self.config = config
         t = config.train
         self.train_set, self.val_set = train, val
@@ -202,16 +202,16 @@ class SandwichTrainer:
         if self.val_set is None:
             return {}
         t = self.config.train
-        val = self.val_set.subset(t.eval_images, seed=0)
-        calib = self.train_set.subset(t.calib_images, seed=0)
+        val = self.val_set.subset(t.eval_images, seed=0).materialize()
+        calib = self.train_set.subset(t.calib_images, seed=0).materialize()
         out = {}
         for name, config in (("top1_max", max_config()), ("top1_min", min_config())):
             out[name], _ = subnet_top1(self.net, config, calib, val, t.resolution)
         return out
 
 
-def train_supernet(config: TrainerConfig, train: ImageSet | None = None,
-                   val: ImageSet | None = None) -> dict[str, Any]:
+def train_supernet(config: TrainerConfig, train: ImageData | None = None,
+                   val: ImageData | None = None) -> dict[str, Any]:
     """Train (or resume) a supernet as ``config`` says; returns the last epoch's log entry."""
     t = config.train
     if t.threads:
@@ -238,16 +238,16 @@ def train_supernet(config: TrainerConfig, train: ImageSet | None = None,
     while trainer.step < stop:
         epoch, skip = divmod(trainer.step, trainer.steps_per_epoch)
         generator = torch.Generator().manual_seed(t.seed * 100003 + epoch)
-        batches = train.train_batches(t.resolution, t.batch_size, generator, config.data.pad_crop, config.data.flip)
+        # Batches done before a resume are skipped unread, their random numbers drawn: the stream stays identical.
+        batches = train.train_batches(t.resolution, t.batch_size, generator, config.data.pad_crop, config.data.flip,
+                                      skip=skip)
         bar = None
         if t.progress and tqdm is not None:
             bar = tqdm(total=trainer.steps_per_epoch, initial=skip, desc=f"epoch {epoch + 1}/{t.epochs}",
                        mininterval=10, leave=False)
         sums: dict[str, float] = {}
         n, started = 0, time.monotonic()
-        for i, (x, y) in enumerate(batches):
-            if i < skip:
-                continue  # batches done before a resume: drawn to keep the random stream identical
+        for x, y in batches:
             if trainer.step >= stop:
                 break
             losses = trainer.train_step(x, y)

@@ -49,7 +49,7 @@ def save_weights(net: SuperTransformer, directory: Path, step: int, settings: di
 
 def load_supernet(directory: str | Path, device: str = "cpu") -> tuple[SuperTransformer, Any, dict[str, Any]]:
     """``(supernet, tokenizer, checkpoint metadata)`` of a checkpoint directory (or its ``supernet.pt``)."""
-    d = Path(directory)
+    d = Path(directory).expanduser()
     if d.name == WEIGHTS:
         d = d.parent
     path = d / WEIGHTS

@@ -74,7 +74,7 @@ def newstest2014(data_dir: str | Path, src_lang: str = "en", tgt_lang: str = "de
 
 def read_lines(path: str | Path) -> list[str]:
     """Sentences of a plain, gzipped or SGML file, one per line (SGML: one per ``<seg>``)."""
-    p = Path(path)
+    p = Path(path).expanduser()
     if not p.is_file():
         raise LinasError(f"{p}: no such file (expected one sentence per line; .gz and .sgm are also read)")
     opener = gzip.open if p.suffix == ".gz" else open

@@ -4,6 +4,9 @@ The beam search follows fairseq's, which HAT reports with: ``2 * beam`` candidat
 step, a hypothesis ends when ``</s>`` is among the best ``beam`` candidates, a sentence
 is done once it has ``beam`` finished hypotheses, and finished hypotheses are ranked by
 ``log-probability / length ** len_penalty``. With ``beam=1`` it reduces to greedy search.
+
+Both searches run on the device of the source tokens (the model's weights must be there
+too); the few values the loop needs on the host are copied once per step.
 """
 
 from __future__ import annotations
@@ -78,12 +81,15 @@ def beam_search(model: TransformerModel, src: Tensor, beam: int = 4, len_penalty
         is_eos = cand_tok.eq(model.eos_id) & torch.isfinite(cand_scores)
 
         # Finalize hypotheses ending among the best `beam` candidates.
-        for b, j in is_eos[:, :beam].nonzero().tolist():
-            if done[b] or len(finished[b]) >= beam:
+        ends = is_eos[:, :beam].nonzero().tolist()
+        if ends:
+            end_beams, end_scores = cand_beam[:, :beam].tolist(), cand_scores[:, :beam].tolist()
+        for b, j in ends:
+            if len(finished[b]) >= beam:  # the sentence is done
                 continue
-            row = int(offsets[b, 0] + cand_beam[b, j])
+            row = b * beam + end_beams[b][j]
             hyp = tokens[row, 1:].tolist()
-            finished[b].append((float(cand_scores[b, j]) / (step + 1) ** len_penalty, hyp))
+            finished[b].append((end_scores[b][j] / (step + 1) ** len_penalty, hyp))
         done |= torch.tensor([len(f) >= beam for f in finished], device=device)
         if done.all() or step == max_len - 1:
             break

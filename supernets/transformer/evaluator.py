@@ -11,6 +11,10 @@ Example experiment config::
       options: {checkpoint: results/hat/multi30k, subset: 300, beam: 4}
 
 ``hat_supernet_loss`` is the cheap alternative: validation loss instead of BLEU.
+
+``device`` (default ``auto``: ``cuda`` when torch sees a GPU, else ``cpu``; or ``cpu``,
+``cuda``, ``cuda:N``) is where the supernet, decoding, the validation loss and measured
+latency run; it is part of the identity, so GPU and CPU measurements never mix.
 """
 
 from __future__ import annotations
@@ -27,9 +31,10 @@ from linas.errors import ConfigError
 from linas.evaluator import Evaluator, evaluators
 from linas.objectives import Objective
 from linas.space import SearchSpace
+from supernets.devices import resolve_device
 from supernets.transformer.checkpoint import load_supernet
 from supernets.transformer.data import CorpusSpec, load_corpus, pairs, subset_indices
-from supernets.transformer.latency import LatencyTable, measure_latency
+from supernets.transformer.latency import LatencyTable, device_label, measure_latency
 from supernets.transformer.scoring import corpus_bleu, make_batches, translate, validation_loss
 
 DEFAULT_CORPUS = {"src": "../shared/data/multi30k/val.en.gz", "tgt": "../shared/data/multi30k/val.de.gz"}
@@ -44,7 +49,8 @@ class HatSupernetEvaluator(Evaluator):
     (``{src, tgt}`` files or ``{hub: ...}``; default Multi30k val), ``subset`` (number of
     sentence pairs drawn with ``subset_seed``; all when None), ``beam`` (1: greedy),
     ``len_penalty``, ``latency`` (``"lut"`` or ``"measured"``), ``lut`` (table path),
-    ``threads``, ``max_tokens`` (decoding batch size).
+    ``threads`` (torch's CPU threads), ``max_tokens`` (decoding batch size), ``device``
+    (``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; auto: a GPU when there is one).
     """
 
     metrics: ClassVar[tuple[Objective, ...]] = (
@@ -55,7 +61,7 @@ class HatSupernetEvaluator(Evaluator):
                  corpus: Mapping[str, Any] | None = None, subset: int | None = 300, subset_seed: int = 0,
                  beam: int = 4, len_penalty: float = 0.6, latency: str = "lut",
                  lut: str = "results/hat/latency_lut_cpu.json", threads: int | None = 1, max_tokens: int = 4096,
-                 src_lang: str = "en", tgt_lang: str = "de") -> None:
+                 src_lang: str = "en", tgt_lang: str = "de", device: str = "auto") -> None:
         super().__init__(space)
         if latency not in LATENCY_MODES:
             raise ConfigError(f"hat_supernet: latency must be one of {LATENCY_MODES}, not {latency!r}")
@@ -65,9 +71,11 @@ class HatSupernetEvaluator(Evaluator):
             raise ConfigError("hat_supernet: beam and max_tokens must be at least 1 (beam 1: greedy search)")
         # Cheap checks first: a typo in the corpus fails before the checkpoint is read.
         spec = parse(CorpusSpec, corpus if corpus is not None else DEFAULT_CORPUS, "hat_supernet: corpus")
+        self.device = resolve_device(device, "hat_supernet")
         if threads:
             torch.set_num_threads(threads)
         self.net, self.tokenizer, self.meta = load_supernet(checkpoint)
+        self.net.to(self.device)
         if self.meta["space"] != space.name:
             raise ConfigError(f"hat_supernet: the checkpoint was trained on space '{self.meta['space']}', "
                               f"but the experiment searches '{space.name}'")
@@ -81,7 +89,7 @@ class HatSupernetEvaluator(Evaluator):
         data_id = json.dumps([spec.model_dump(), subset, subset_seed, src_lang, tgt_lang], sort_keys=True)
         self._identity = (f"hat_supernet:ckpt={self.meta['sha256']}:data={_short_hash(data_id)}:"
                           f"beam={beam}:lenpen={len_penalty}:latency={self._latency_identity(lut)}:"
-                          f"device=cpu:threads={torch.get_num_threads()}")
+                          f"device={device_label(self.device)}:threads={torch.get_num_threads()}")
 
     def _latency_identity(self, lut: str) -> str:
         if self.table is None:
@@ -100,7 +108,7 @@ class HatSupernetEvaluator(Evaluator):
     def subnet(self, config: Mapping[str, Any]):
         """The extracted SubTransformer of ``config`` (raises ConfigError when it is not in the space)."""
         self.net.set_active_subnet(config)
-        return self.net.get_active_subnet().eval()
+        return self.net.get_active_subnet().to(self.device).eval()
 
     def cost(self, config: Mapping[str, Any]) -> dict[str, float]:
         """MACs and params (millions) and the latency of ``config``, without translating."""

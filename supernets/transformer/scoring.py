@@ -1,4 +1,7 @@
-"""Translation quality: corpus BLEU (sacrebleu, detokenized) and validation loss."""
+"""Translation quality: corpus BLEU (sacrebleu, detokenized) and validation loss.
+
+Both run on the device of the model's weights; batches are moved there as they come.
+"""
 
 from __future__ import annotations
 
@@ -38,6 +41,7 @@ def translate(model: TransformerModel, tokenizer, sources: Sequence[str], beam: 
     """Detokenized translations of ``sources``, in their order (batched by length)."""
     was_training = model.training
     model.eval()
+    device = model.embed.weight.device
     ids = encode(tokenizer, sources, max_len=max_src_len)
     lens = [len(x) for x in ids]
     # The beam multiplies the decoder batch, so batches hold fewer sentences.
@@ -45,7 +49,7 @@ def translate(model: TransformerModel, tokenizer, sources: Sequence[str], beam: 
     out: list[str] = [""] * len(sources)
     for index in batches:
         batch = collate([ids[i] for i in index], [ids[i] for i in index], index)
-        hyps = generate(model, batch.src, beam, len_penalty, use_cache)
+        hyps = generate(model, batch.src.to(device, non_blocking=True), beam, len_penalty, use_cache)
         for i, text in zip(index, decode(tokenizer, hyps)):
             out[i] = text
     model.train(was_training)
@@ -70,10 +74,12 @@ def validation_loss(model: TransformerModel, batches: Sequence[Batch]) -> float:
     """Mean negative log-likelihood per target token (nats, no label smoothing)."""
     was_training = model.training
     model.eval()
+    device = model.embed.weight.device
     total, count = 0.0, 0
     for b in batches:
-        logits = model(b.src, b.prev)
-        total += float(F.cross_entropy(logits.flatten(0, 1).float(), b.target.flatten(), ignore_index=PAD,
+        src, prev, target = (t.to(device, non_blocking=True) for t in (b.src, b.prev, b.target))
+        logits = model(src, prev)
+        total += float(F.cross_entropy(logits.flatten(0, 1).float(), target.flatten(), ignore_index=PAD,
                                        reduction="sum"))
         count += b.target_tokens
     model.train(was_training)

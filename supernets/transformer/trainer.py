@@ -42,6 +42,7 @@ from linas.config_io import StrictModel, parse
 from linas.errors import LinasError
 from linas.extensions import trainers
 from linas.spaces import get_space
+from supernets.devices import resolve_device
 from supernets.transformer.arch import extreme_configs
 from supernets.transformer.checkpoint import (
     TOKENIZER,
@@ -90,6 +91,7 @@ class TrainSettings(StrictModel):
     threads: int | None = Field(None, gt=0)
     half_weights: bool = True
     progress: bool = True
+    device: str = "auto"  # "auto" (a GPU when there is one), "cpu", "cuda" or "cuda:N"
 
 
 class HatTrainConfig(StrictModel):
@@ -124,13 +126,14 @@ class Trainer:
 
     def __init__(self, config: HatTrainConfig, log=None) -> None:
         self.cfg = config
-        self.out = Path(config.output)
+        self.out = Path(config.output).expanduser()
         self._echo = log
         t = config.train
         if t.threads:
             torch.set_num_threads(t.threads)
         self.space = get_space(config.space)
         self.largest, self.smallest = extreme_configs(self.space)
+        self.device = resolve_device(t.device, "train.device")
 
         d = config.data
         train = load_corpus(d.train, d.src_lang, d.tgt_lang)
@@ -150,7 +153,8 @@ class Trainer:
             self.valid = make_batches(self.tokenizer, vs, vt, t.max_tokens, t.max_len)
 
         torch.manual_seed(t.seed)
-        self.net = SuperTransformer(self.space, len(self.tokenizer), config.model.qkv_dim, config.model.dropout)
+        self.net = SuperTransformer(self.space, len(self.tokenizer), config.model.qkv_dim,
+                                    config.model.dropout).to(self.device)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=t.lr, betas=(0.9, 0.98), eps=1e-8,
                                     weight_decay=t.weight_decay)
         self.step, self.epoch, self.epoch_pos = 0, 0, 0
@@ -237,9 +241,10 @@ class Trainer:
         ntok = max(batch.target_tokens, 1)
         total = 0.0
         configs = self.subnets_for(self.step)
+        src, prev, target = (x.to(self.device, non_blocking=True) for x in (batch.src, batch.prev, batch.target))
         for config in configs:
             self.net.set_active_subnet(config)
-            loss = label_smoothed_loss(self.net(batch.src, batch.prev), batch.target, t.label_smoothing) / ntok
+            loss = label_smoothed_loss(self.net(src, prev), target, t.label_smoothing) / ntok
             loss.backward()
             total += loss.item()
         if t.clip_norm:

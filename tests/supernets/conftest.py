@@ -62,3 +62,24 @@ def space():
     import supernets.transformer  # noqa: F401 - registers hat_tiny
 
     return get_space("hat_tiny")
+
+
+@pytest.fixture(scope="session")
+def hat_evaluator_options(tmp_path_factory, write_corpus):
+    """Options of the HAT evaluators for a briefly trained hat_tiny checkpoint, its corpus and
+    a quickly measured latency table (read-only: tests copy what they change)."""
+    from linas.config_io import parse
+    from supernets.transformer.latency import build_table
+    from supernets.transformer.trainer import HatTrainConfig, Trainer
+
+    d = tmp_path_factory.mktemp("hat")
+    corpus = write_corpus(d)
+    trainer = Trainer(parse(HatTrainConfig, {
+        "supernet": "hat", "space": "hat_tiny", "output": str(d / "ckpt"), "data": {"train": corpus},
+        "model": {"qkv_dim": 32, "vocab_size": 100, "dropout": 0.0},
+        "train": {"max_updates": 5, "warmup": 2, "progress": False, "threads": 1}}))
+    trainer.run()
+    trainer.close()
+    build_table(get_space("hat_tiny"), len(trainer.tokenizer), 32, warmup=0, repeats=1).save(d / "lut.json")
+    return {"checkpoint": str(d / "ckpt"), "corpus": corpus, "lut": str(d / "lut.json"), "threads": 1,
+            "subset": None}
