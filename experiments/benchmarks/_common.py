@@ -13,12 +13,12 @@ from linas.runner import package_versions
 RESULTS = Path(__file__).resolve().parents[2] / "results" / "benchmarks"
 
 
-def write_result(name: str, payload: dict) -> Path:
-    """Write ``results/benchmarks/<name>.json`` with the machine and versions alongside."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
+def write_result(name: str, payload: dict, directory: Path = RESULTS) -> Path:
+    """Write ``<directory>/<name>.json`` (default ``results/benchmarks``) with the machine and versions alongside."""
+    directory.mkdir(parents=True, exist_ok=True)
     payload = {**payload, "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                                       "load_average_1m": os.getloadavg()[0]},
                "versions": package_versions(), "date": time.strftime("%Y-%m-%d %H:%M:%S")}
-    path = RESULTS / f"{name}.json"
+    path = directory / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path
