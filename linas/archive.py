@@ -194,9 +194,10 @@ class RunArchive:
         return [dict(zip(names, row)) for row in cur]
 
     # --------------------------------------------------------------- export
-    def export_csv(self, path: str | Path, metric_names: list[str] | None = None) -> Path:
-        """One row per evaluation: order, status, metrics, hypervolume, timing, config."""
-        records = self.records()
+    def export_csv(self, path: str | Path, metric_names: list[str] | None = None, limit: int | None = None) -> Path:
+        """One row per evaluation: order, status, metrics, hypervolume, timing, config
+        (the first ``limit`` evaluations when given)."""
+        records = self.records()[:limit]
         if metric_names is None:
             metric_names = sorted({m for r in records for m in r.metrics})
         config_names = list(records[0].config) if records else []

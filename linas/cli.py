@@ -46,7 +46,9 @@ def _compare(args: argparse.Namespace) -> int:
     from linas.experiment import run_dirs
     from linas.report import compare_runs, load_run, report_comparison
 
-    runs = [load_run(p) for p in run_dirs(args.run_dirs)]
+    if args.budget is not None and args.budget < 1:
+        raise LinasError(f"--budget must be a positive number of validations, not {args.budget}")
+    runs = [load_run(p, args.budget) for p in run_dirs(args.run_dirs)]
     out = Path(args.output or "comparison")
     report_comparison(runs, out, args.targets)
     comparison = compare_runs(runs, args.targets)
@@ -105,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dirs", nargs="+", help="run directories, or folders holding them")
     p.add_argument("-o", "--output", help="where to write (default ./comparison)")
     p.add_argument("--targets", type=float, nargs="+", help="target hypervolumes for the table")
+    p.add_argument("--budget", type=int, help="compare the runs as they stood after this many validations "
+                                              "(default: all of each run)")
     p.set_defaults(func=_compare)
 
     p = sub.add_parser("train-supernet", help="train a supernet from a YAML config",

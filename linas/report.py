@@ -38,25 +38,51 @@ class Run:
     archive: RunArchive
     targets: list[float]  # target hypervolumes named by the experiment config
     wall_time_s: float  # of the whole run, over all its sessions
+    n_records: int | None = None  # evaluations (failed ones included) within the budget; None: all
 
     @property
     def final_hv(self) -> float:
         return float(self.hv[-1]) if len(self.hv) else 0.0
 
+    def export_csv(self, path: str | Path) -> Path:
+        """The run's evaluations as CSV, up to its budget."""
+        return self.archive.export_csv(path, limit=self.n_records)
 
-def load_run(run_dir: str | Path) -> Run:
+    def diagnostics(self) -> list[dict]:
+        """Predictor diagnostics of the outer iterations whose networks fall within the budget."""
+        rows = self.archive.diagnostics()
+        if self.n_records is None:
+            return rows
+        records = self.archive.records()[: self.n_records]
+        last = max((r.step for r in records), default=-1)
+        return [d for d in rows if d["step"] <= last]
+
+
+def load_run(run_dir: str | Path, budget: int | None = None) -> Run:
+    """One run from its archive; with ``budget``, only its first ``budget`` validated networks
+    (and the failed evaluations among them), as if it had stopped there."""
+    if budget is not None and budget < 1:
+        raise ValueError(f"budget must be a positive number of validations, not {budget}")
     archive = RunArchive.open_existing(run_dir)
     meta = archive.meta()
     settings = meta["settings"]
     objectives = [Objective(**o) for o in meta["objectives"]]
     bounds = [tuple(o["bounds"]) for o in settings["objectives"]]
-    ok = [r for r in archive.records() if r.ok]
+    records = archive.records()
+    n_records = None
+    if budget is not None:
+        ok_at = [i for i, r in enumerate(records) if r.ok]
+        if len(ok_at) > budget:
+            n_records = ok_at[budget - 1] + 1
+            records = records[:n_records]
+    ok = [r for r in records if r.ok]
     strategy = settings["strategy"]
     return Run(Path(run_dir), strategy.get("label") or strategy["name"], int(meta["seed"]), objectives, bounds,
                np.array([r.hypervolume for r in ok], dtype=float),
                np.array([[r.metrics[o.name] for o in objectives] for r in ok], dtype=float).reshape(
                    len(ok), len(objectives)), archive, list(meta.get("targets", [])),
-               float(meta.get("wall_time_s", float("nan"))))
+               # a run's wall time is not known at a point inside it
+               float(meta.get("wall_time_s", float("nan"))) if n_records is None else float("nan"), n_records)
 
 
 def pareto_front(run: Run) -> np.ndarray:
@@ -69,7 +95,7 @@ def report_run(run: Run, out_dir: str | Path) -> list[Path]:
     """HV curve and Pareto-front PNGs, the evaluations CSV and the predictor diagnostics CSV."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = [run.archive.export_csv(out / "evaluations.csv")]
+    paths = [run.export_csv(out / "evaluations.csv")]
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(np.arange(1, len(run.hv) + 1), run.hv)
     ax.set(xlabel="validations", ylabel="normalized hypervolume", title=f"{run.label}, seed {run.seed}")
@@ -79,7 +105,7 @@ def report_run(run: Run, out_dir: str | Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(6, 4))
         _scatter_front(ax, run, run.label, "C0")
         paths.append(_save(fig, out / "pareto_front.png"))
-    diagnostics = run.archive.diagnostics()
+    diagnostics = run.diagnostics()
     if diagnostics:
         path = out / "predictor_diagnostics.csv"
         pd.DataFrame(diagnostics).to_csv(path, index=False)
@@ -237,8 +263,8 @@ def report_comparison(runs: list[Run], out_dir: str | Path, targets: list[float]
                   + "\n## Machines\n\n" + "\n".join(f"- {m}" for m in _machines(runs)) + "\n")
     paths += [out / "final_hv.csv", out / "validations_to_reach.csv", out / "wilcoxon.csv", md]
     for r in runs:
-        paths.append(r.archive.export_csv(out / "runs" / f"{r.label}_seed{r.seed}.csv"))
-        diagnostics = r.archive.diagnostics()
+        paths.append(r.export_csv(out / "runs" / f"{r.label}_seed{r.seed}.csv"))
+        diagnostics = r.diagnostics()
         if diagnostics:  # predictor quality per outer iteration (LINAS)
             path = out / "runs" / f"{r.label}_seed{r.seed}_predictors.csv"
             pd.DataFrame(diagnostics).to_csv(path, index=False)

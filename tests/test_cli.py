@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -98,6 +100,25 @@ def test_search_report_compare(tmp_path):
     machines = (tmp_path / "cmp" / "comparison.md").read_text().split("## Machines")[1]
     assert "cpus" in machines and "4 run(s)" in machines
     assert "linas" in compare.stdout and "random" in compare.stdout
+
+    # The same runs as they stood after 30 validations (two LINAS iterations of 15).
+    cut = linas("compare", runs, "-o", tmp_path / "cut", "--budget", "30")
+    assert cut.returncode == 0, cut.stderr
+    final = pd.read_csv(tmp_path / "cut" / "final_hv.csv").set_index("strategy")
+    assert final["validations"].tolist() == [30, 30]
+    for label in ("linas", "random"):
+        full = [pd.read_csv(tmp_path / "cmp" / "runs" / f"{label}_seed{s}.csv") for s in (0, 1)]
+        cut_runs = [pd.read_csv(tmp_path / "cut" / "runs" / f"{label}_seed{s}.csv") for s in (0, 1)]
+        for whole, part in zip(full, cut_runs):
+            assert (part["status"] == "ok").sum() == 30 and part.equals(whole.iloc[: len(part)])
+        assert final.loc[label, "final_hv_mean"] == pytest.approx(np.mean([p["hypervolume"].iloc[-1]
+                                                                           for p in cut_runs]))
+        assert final.loc[label, "final_hv_mean"] <= pd.read_csv(tmp_path / "cmp" / "final_hv.csv").set_index(
+            "strategy").loc[label, "final_hv_mean"]
+    steps = pd.read_csv(tmp_path / "cut" / "runs" / "linas_seed0_predictors.csv")["step"]
+    all_steps = pd.read_csv(tmp_path / "cmp" / "runs" / "linas_seed0_predictors.csv")["step"]
+    assert steps.max() == 1 and all_steps.max() == 2
+    assert_one_line_error(linas("compare", runs, "--budget", "0"), "--budget must be a positive number")
 
 
 def test_the_search_engine_runs_without_importing_torch(tmp_path):

@@ -9,7 +9,11 @@ as well, being immune to descheduling.
 
     python experiments/benchmarks/bench_mbv3_latency.py [--width 1.0] [--resolution 160] [--subnets 50]
 
-Writes results/mbv3/latency_lut_vs_measured.json.
+Writes results/mbv3/latency_lut_vs_measured.json. To check a table an experiment uses
+instead of building one (its width, classes and resolution are read from the table):
+
+    python experiments/benchmarks/bench_mbv3_latency.py --lut results/tiny_imagenet_mbv3/lut.json \
+        --name latency_lut_vs_measured_tiny_imagenet
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import numpy as np
 import torch
 from bench_mbv3_common import write_result
 
+from linas.errors import LinasError
 from linas.spaces import get_space
 from supernets.mobilenetv3 import OFAMobileNetV3
 from supernets.mobilenetv3.latency import LatencyTable, kendall_tau, measure_latency
@@ -36,13 +41,28 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lut", help="check this lookup table (JSON) instead of building one")
+    parser.add_argument("--name", default="latency_lut_vs_measured", help="results/mbv3/<name>.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
     load_before = os.getloadavg()[0]
 
     start = time.perf_counter()
-    table = LatencyTable.build(args.width, args.classes, [args.resolution], repeats=20, progress=False)
-    build_s = time.perf_counter() - start
+    if args.lut:
+        try:
+            table = LatencyTable.load(args.lut)
+        except LinasError as exc:
+            parser.error(str(exc))
+        meta = table.meta
+        if meta.get("threads") != 1 or meta.get("batch_size") != 1:
+            parser.error(f"{args.lut}: measured with {meta.get('threads')} threads and batch "
+                         f"{meta.get('batch_size')}; this check measures one thread, batch 1")
+        args.width, args.classes = float(meta["width_mult"]), int(meta["n_classes"])
+        args.resolution = int(meta["resolutions"][0])
+        build_s = None
+    else:
+        table = LatencyTable.build(args.width, args.classes, [args.resolution], repeats=20, progress=False)
+        build_s = round(time.perf_counter() - start, 1)
     space = get_space("ofa_mbv3")
     net = OFAMobileNetV3(n_classes=args.classes, width_mult=args.width)
     configs = [space.to_config(g) for g in space.sample_unique(np.random.default_rng(args.seed), args.subnets)]
@@ -60,10 +80,11 @@ def main() -> None:
     lut = [r["lut_ms"] for r in rows]
     wall = [r["min_ms"] for r in rows]
     cpu = [r["cpu_min_ms"] for r in rows]
-    write_result("latency_lut_vs_measured", {
-        "width_mult": args.width, "resolution": args.resolution, "subnets": len(rows), "threads": 1,
+    write_result(args.name, {
+        "width_mult": args.width, "resolution": args.resolution, "classes": args.classes, "lut": args.lut,
+        "subnets": len(rows), "threads": 1,
         "rounds": args.rounds, "repeats_per_round": args.repeats, "load_average_before": load_before,
-        "lut_layers": len(table.entries), "lut_build_s": round(build_s, 1),
+        "lut_layers": len(table.entries), "lut_build_s": build_s,
         "kendall_tau_lut_vs_measured_min": round(kendall_tau(lut, wall), 4),
         "kendall_tau_lut_vs_measured_cpu_min": round(kendall_tau(lut, cpu), 4),
         "kendall_tau_macs_vs_measured_min": round(kendall_tau([r["macs_m"] for r in rows], wall), 4),
