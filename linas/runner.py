@@ -9,7 +9,11 @@ persistence, resume and hypervolume accounting are the same for all of them.
   as NaN; it does not count as a validation.
 - Each evaluation is committed the moment it completes. Resume replays the strategy
   from its seed against the archive (strategies are deterministic), so an
-  interrupted run ends with the same archive as an uninterrupted one.
+  interrupted run ends with the same archive as an uninterrupted one on the same
+  machine and library versions. Elsewhere, floating point may make a model-based
+  strategy's replay propose other networks than the archive holds; the runner then
+  tells it the archived batches it skipped (``Strategy.absorb``), so it goes on with
+  everything validated, and records the divergence in the run's metadata.
 """
 
 from __future__ import annotations
@@ -106,6 +110,7 @@ class _Loop:
         self.objectives, self.tracker, self.cache, self.timeout = objectives, tracker, cache, timeout
         self.on_validated = lambda: None
         self.wall_time_before = 0.0  # of earlier sessions of this run
+        self._divergence_seen = False
         self._started = time.perf_counter()
 
     def run(self, budget: int) -> bool:
@@ -113,8 +118,10 @@ class _Loop:
         stale = 0
         while self.archive.n_validated < budget:
             genomes = self.strategy.ask()
-            self._store_diagnostics()
             keys = self.space.keys(genomes)
+            if self._replay_diverged(keys):
+                continue  # the strategy was told what it skipped: ask again
+            self._store_diagnostics()
             before = len(self.archive)
             self._validate_new(genomes, keys, budget)
             if self.archive.n_validated >= budget:
@@ -125,6 +132,32 @@ class _Loop:
             self.strategy.tell(genomes, self._objective_rows(keys))
             self._store_diagnostics()
         return False
+
+    def _replay_diverged(self, keys: list[str]) -> bool:
+        """Whether the archive holds networks the strategy was never told and no longer asks
+        for (its replay of an earlier session took another path). A strategy that can is
+        told them, batch by batch in their original steps, and True is returned."""
+        if self._divergence_seen or all(k in self.archive for k in keys):
+            return False  # a replayed batch, or nothing to replay
+        untold = [r for r in self.archive.records() if r.key not in self.strategy.known]
+        asked = set(keys)
+        if all(r.key in asked for r in untold):
+            return False  # nothing left to replay, or the rest of an interrupted batch
+        self._divergence_seen = True
+        steps: dict[int, list[Record]] = {}
+        for r in untold:
+            steps.setdefault(r.step, []).append(r)
+        batches = [(np.array([self.space.from_key(r.key) for r in rs], dtype=np.int64),
+                    self._objective_rows([r.key for r in rs])) for rs in steps.values()]
+        at_step = self.strategy.step
+        absorbed = self.strategy.absorb(batches)
+        note = {"at_step": at_step, "untold_networks": len(untold), "absorbed": absorbed}
+        self.archive.set_meta("replay_diverged", note)
+        if not absorbed:
+            print(f"linas: {self.archive.run_dir}: the resumed strategy proposes other networks than its archive "
+                  f"holds (another machine or library versions?); {len(untold)} archived networks go on untold "
+                  f"to it", file=sys.stderr)
+        return absorbed
 
     def _validate_new(self, genomes: np.ndarray, keys: list[str], budget: int) -> None:
         todo, queued = [], set()

@@ -154,6 +154,59 @@ def test_a_larger_budget_extends_a_run_exactly_like_a_longer_run(tmp_path, synth
     assert keys("extended") == keys("straight")
 
 
+def _steps(run_dir):
+    return [r.step for r in RunArchive(run_dir).records()]
+
+
+def test_a_resumed_linas_whose_replay_diverges_is_told_what_it_skipped(tmp_path, synthetic, monkeypatch):
+    """Another machine's floating point can change what LINAS proposes on replay; it must then go on
+    from everything in its archive, not start over from the step where the paths parted."""
+    import linas.strategies.linas as linas_module
+
+    options = {"population": 20, "inner_evaluations": 600}
+    run(tmp_path, CountingEvaluator(synthetic), "linas", 80, options=options)  # steps 0-3
+    assert _steps(tmp_path / "run") == [0] * 20 + [1] * 20 + [2] * 20 + [3] * 20
+    real = linas_module._derive_seed
+    monkeypatch.setattr(linas_module, "_derive_seed", lambda seed, step: real(seed + 1000, step))
+    again = CountingEvaluator(synthetic)
+    result = run(tmp_path, again, "linas", 120, options=options)
+    archive = RunArchive(tmp_path / "run")
+    steps = _steps(tmp_path / "run")
+    assert result.n_validated == 120 and sum(again.calls.values()) == 40  # nothing validated twice
+    assert steps[80:] == [4] * 20 + [5] * 20  # it went on after step 3 instead of redoing step 1
+    assert archive.meta()["replay_diverged"] == {"at_step": 1, "untold_networks": 60, "absorbed": True}
+    fits = {d["step"]: d["n_train"] for d in archive.diagnostics()}
+    assert fits[4] == 80 and fits[5] == 100  # the predictors learned from every archived network
+    assert fits[1] == 20  # the diagnostics of the original step 1 were kept
+
+
+def test_a_plain_resume_records_no_divergence(tmp_path, synthetic):
+    options = {"population": 20, "inner_evaluations": 600}
+    run(tmp_path, CountingEvaluator(synthetic), "linas", 50, options=options)
+    run(tmp_path, CountingEvaluator(synthetic), "linas", 90, options=options)
+    assert "replay_diverged" not in RunArchive(tmp_path / "run").meta()
+    steps = _steps(tmp_path / "run")
+    assert steps == sorted(steps)
+
+
+def test_a_strategy_that_cannot_catch_up_says_so_and_goes_on(tmp_path, synthetic, monkeypatch, capsys):
+    from linas.strategies.nsga2 import NSGA2Search
+
+    run(tmp_path, CountingEvaluator(synthetic), "nsga2", 60)
+    original_ask = NSGA2Search.ask
+
+    def shifted_ask(self):  # a replay that proposes other networks from step 1 on
+        genomes = original_ask(self)
+        return genomes if self.step == 0 else self.space.sample_unique(np.random.default_rng(self.step + 99), 20)
+
+    monkeypatch.setattr(NSGA2Search, "ask", shifted_ask)
+    result = run(tmp_path, CountingEvaluator(synthetic), "nsga2", 100)
+    assert result.n_validated == 100
+    assert RunArchive(tmp_path / "run").meta()["replay_diverged"] == {"at_step": 1, "untold_networks": 40,
+                                                                     "absorbed": False}
+    assert "proposes other networks than its archive holds" in capsys.readouterr().err
+
+
 def test_an_archive_refuses_a_run_with_other_settings(tmp_path, synthetic):
     run(tmp_path, CountingEvaluator(synthetic), "random", 20)
     with pytest.raises(ConfigError, match="holds a run with other settings"):

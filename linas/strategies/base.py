@@ -64,6 +64,25 @@ class Strategy(ABC):
         self.F = np.vstack([self.F, np.asarray(F, dtype=float)[new]])
         self.step += 1
 
+    def absorb(self, batches: list[tuple[np.ndarray, np.ndarray]]) -> bool:
+        """Catch up with evaluations the strategy did not ask for in this session.
+
+        A resumed run replays its strategy against the archive; on another machine or
+        with other library versions, floating point can make a model-based strategy
+        propose other networks than it did when the archive was written. The runner then
+        hands it the archived batches it was never told (``(genomes, F)`` per original
+        step, as ``tell`` takes them), so that it goes on knowing everything validated.
+        Returns False when the strategy's state cannot take them (the default); a
+        strategy whose state is what it was told returns True after telling them.
+        """
+        return False
+
+    def _tell_batches(self, batches: list[tuple[np.ndarray, np.ndarray]]) -> bool:
+        self.diagnostics.clear()  # those of the ask that is discarded
+        for genomes, F in batches:
+            self.tell(genomes, F)
+        return True
+
     @property
     def validated(self) -> tuple[np.ndarray, np.ndarray]:
         """Genomes and objective rows of the successful evaluations told so far."""

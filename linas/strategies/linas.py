@@ -138,6 +138,12 @@ class Linas(Strategy):
         return chosen
 
     # ------------------------------------------------------------------ tell
+    def absorb(self, batches: list[tuple[np.ndarray, np.ndarray]]) -> bool:
+        """The predictors are refitted on everything told, so a diverged replay catches up
+        by being told the archived batches (their proposals were not this session's)."""
+        self._proposed = {}
+        return self._tell_batches(batches)
+
     def tell(self, genomes: np.ndarray, F: np.ndarray) -> None:
         """Also scores the predictions behind this batch against what was measured."""
         keys = self.space.keys(genomes)

@@ -23,3 +23,6 @@ class RandomSearch(Strategy):
         if self.step == 0:
             return initial_population(self.space, self.seed, self.population)
         return self.space.sample_unique(self._rng, self.population, exclude=self.known)
+
+    def absorb(self, batches: list[tuple[np.ndarray, np.ndarray]]) -> bool:
+        return self._tell_batches(batches)
