@@ -235,16 +235,25 @@ def report_comparison(runs: list[Run], out_dir: str | Path, targets: list[float]
     out.mkdir(parents=True, exist_ok=True)
     groups = group_runs(runs)
     comparison = compare_runs(runs, targets)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    # Left: the whole run; right: from a tenth of the budget on, where the first steep
+    # rise no longer sets the scale and small differences between strategies show.
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    curves = []
     for i, (label, rs) in enumerate(groups.items()):
         m = hv_matrix(rs)
-        mean, lo, hi = mean_and_ci(m)
-        x = np.arange(1, m.shape[1] + 1)
-        ax.plot(x, mean, color=f"C{i}", label=f"{label} (n={len(rs)})")
-        ax.fill_between(x, lo, hi, color=f"C{i}", alpha=0.2)
-    ax.set(xlabel="validations", ylabel="normalized hypervolume", title="hypervolume: mean and 95% CI")
-    ax.grid(alpha=0.3)
-    ax.legend()
+        curves.append((i, label, len(rs), np.arange(1, m.shape[1] + 1), *mean_and_ci(m)))
+    n = max(len(c[3]) for c in curves)
+    start = max(1, n // 10)
+    for ax, first in zip(axes, (1, start)):
+        for i, label, runs_n, x, mean, lo, hi in curves:
+            keep = x >= first
+            ax.plot(x[keep], mean[keep], color=f"C{i}", label=f"{label} (n={runs_n})")
+            ax.fill_between(x[keep], lo[keep], hi[keep], color=f"C{i}", alpha=0.2)
+        ax.set(xlabel="validations", ylabel="normalized hypervolume")
+        ax.grid(alpha=0.3)
+    axes[0].set_title("hypervolume: mean and 95% CI")
+    axes[1].set_title(f"from validation {start} on")
+    axes[0].legend()
     paths = [_save(fig, out / "hv_curves.png")]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for i, (label, rs) in enumerate(groups.items()):
