@@ -223,9 +223,12 @@ def _machines(runs: list[Run]) -> list[str]:
     """The machines the runs were measured on (as each run's archive recorded them)."""
     seen = {}
     for r in runs:
-        m = r.archive.meta().get("machine") or {}
-        text = ", ".join(f"{k} {v}" for k, v in sorted(m.items())) or "not recorded"
-        seen.setdefault(text, []).append(f"{r.label} seed {r.seed}")
+        meta = r.archive.meta()
+        # The machine the run started on, and those of the sessions that resumed it.
+        machines = [meta.get("machine") or {}] + [s.get("machine") or {} for s in meta.get("sessions", [])]
+        for text in dict.fromkeys(", ".join(f"{k} {v}" for k, v in sorted(m.items())) or "not recorded"
+                                  for m in machines):
+            seen.setdefault(text, []).append(f"{r.label} seed {r.seed}")
     return [f"{text}: {len(names)} run(s)" for text, names in seen.items()]
 
 

@@ -82,6 +82,11 @@ def run_search(run_dir: str | Path, space: SearchSpace, evaluator: Evaluator, st
                                           "machine": machine(), "evaluator": evaluator.identity,
                                           "space": {"name": space.name, "fingerprint": space.fingerprint()},
                                           "objectives": [o.__dict__ for o in objectives], **(details or {})})
+        # Each session of the run (a resume may run elsewhere): when, where, with what.
+        sessions = archive.meta().get("sessions", [])
+        archive.set_meta("sessions", [*sessions, {"started": time.time(), "machine": machine(),
+                                                  "versions": package_versions(),
+                                                  "validated_before": archive.n_validated}])
         tracker = HypervolumeTracker(Normalizer(objectives, bounds), reference_point)
         for r in archive.records():
             if r.ok:

@@ -180,13 +180,17 @@ def test_a_resumed_linas_whose_replay_diverges_is_told_what_it_skipped(tmp_path,
     assert fits[1] == 20  # the diagnostics of the original step 1 were kept
 
 
-def test_a_plain_resume_records_no_divergence(tmp_path, synthetic):
+def test_a_plain_resume_records_its_session_and_no_divergence(tmp_path, synthetic):
     options = {"population": 20, "inner_evaluations": 600}
     run(tmp_path, CountingEvaluator(synthetic), "linas", 50, options=options)
     run(tmp_path, CountingEvaluator(synthetic), "linas", 90, options=options)
-    assert "replay_diverged" not in RunArchive(tmp_path / "run").meta()
+    meta = RunArchive(tmp_path / "run").meta()
+    assert "replay_diverged" not in meta
     steps = _steps(tmp_path / "run")
     assert steps == sorted(steps)
+    # Each session is recorded with its machine and versions (a resume may run elsewhere).
+    assert [s["validated_before"] for s in meta["sessions"]] == [0, 50]
+    assert all(s["machine"]["cpus"] and s["versions"]["numpy"] for s in meta["sessions"])
 
 
 def test_a_strategy_that_cannot_catch_up_says_so_and_goes_on(tmp_path, synthetic, monkeypatch, capsys):
