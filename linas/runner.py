@@ -78,14 +78,14 @@ def run_search(run_dir: str | Path, space: SearchSpace, evaluator: Evaluator, st
     """Run (or resume) one search until ``budget`` networks are validated."""
     archive = RunArchive(run_dir)
     try:
-        resumed = archive.bind(settings, {"seed": strategy.seed, "versions": package_versions(),
-                                          "machine": machine(), "evaluator": evaluator.identity,
+        versions, host = package_versions(), machine()
+        resumed = archive.bind(settings, {"seed": strategy.seed, "versions": versions,
+                                          "machine": host, "evaluator": evaluator.identity,
                                           "space": {"name": space.name, "fingerprint": space.fingerprint()},
                                           "objectives": [o.__dict__ for o in objectives], **(details or {})})
         # Each session of the run (a resume may run elsewhere): when, where, with what.
         sessions = archive.meta().get("sessions", [])
-        archive.set_meta("sessions", [*sessions, {"started": time.time(), "machine": machine(),
-                                                  "versions": package_versions(),
+        archive.set_meta("sessions", [*sessions, {"started": time.time(), "machine": host, "versions": versions,
                                                   "validated_before": archive.n_validated}])
         tracker = HypervolumeTracker(Normalizer(objectives, bounds), reference_point)
         for r in archive.records():
@@ -115,7 +115,7 @@ class _Loop:
         self.objectives, self.tracker, self.cache, self.timeout = objectives, tracker, cache, timeout
         self.on_validated = lambda: None
         self.wall_time_before = 0.0  # of earlier sessions of this run
-        self._divergence_seen = False
+        self._replaying = len(archive) > 0  # until the strategy has been told every archived network
         self._started = time.perf_counter()
 
     def run(self, budget: int) -> bool:
@@ -142,13 +142,16 @@ class _Loop:
         """Whether the archive holds networks the strategy was never told and no longer asks
         for (its replay of an earlier session took another path). A strategy that can is
         told them, batch by batch in their original steps, and True is returned."""
-        if self._divergence_seen or all(k in self.archive for k in keys):
-            return False  # a replayed batch, or nothing to replay
+        if not self._replaying or all(k in self.archive for k in keys):
+            return False  # not resuming, or a replayed batch
         untold = [r for r in self.archive.records() if r.key not in self.strategy.known]
+        if not untold:
+            self._replaying = False
+            return False
         asked = set(keys)
         if all(r.key in asked for r in untold):
-            return False  # nothing left to replay, or the rest of an interrupted batch
-        self._divergence_seen = True
+            return False  # the rest of an interrupted batch
+        self._replaying = False
         steps: dict[int, list[Record]] = {}
         for r in untold:
             steps.setdefault(r.step, []).append(r)
