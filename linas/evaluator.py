@@ -7,13 +7,18 @@ subset, device...), so cached measurements are reused only where they are valid.
 
 Subclasses implement :meth:`Evaluator.evaluate_one`; :meth:`Evaluator.evaluate` runs a
 batch and yields each outcome as soon as it is known, so the caller can persist it at
-once. An evaluation that raises, returns a NaN or a missing metric, or runs past its
-timeout is a failed :class:`Outcome` with its error text; it never stops the batch.
+once. An evaluation that raises (even ``SystemExit``; only ``KeyboardInterrupt`` stops
+the search), returns a NaN, a missing metric or a value that is not a number, or runs past
+its timeout is a failed :class:`Outcome` with its error text; it never stops the batch.
+Metrics are stored as Python floats (numpy scalars are fine).
+
+An evaluator's options are a pydantic model, ``Options`` (see :mod:`linas.registry`).
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 import signal
 import threading
 import time
@@ -23,7 +28,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from linas.errors import ConfigError
 from linas.objectives import Objective
 from linas.registry import Registry
 from linas.space import SearchSpace
@@ -56,6 +60,9 @@ class Evaluator(ABC):
         @evaluators.register("my_eval")
         class MyEvaluator(Evaluator):
             metrics = (Objective("accuracy", "max", "%"), Objective("latency", "min", "ms"))
+
+            class Options(linas.registry.Options):
+                scale: float = Field(1.0, gt=0)
 
             def __init__(self, space, scale=1.0):
                 super().__init__(space)
@@ -94,37 +101,37 @@ class Evaluator(ABC):
         start = time.perf_counter()
         try:
             with time_limit(timeout):
-                metrics = dict(self.evaluate_one(config))
-            error = check_metrics(metrics, self.metrics)
+                returned = self.evaluate_one(config)
+            metrics, error = check_metrics(returned, self.metrics)
         except EvaluationTimeout:
             metrics, error = {}, f"timed out after {timeout:g} s"
-        except Exception as exc:  # noqa: BLE001 - any failure of user code is recorded, not raised
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - any failure of user code (sys.exit too) is recorded
             metrics, error = {}, f"{type(exc).__name__}: {exc}"
         return Outcome(metrics if error is None else {}, error, time.perf_counter() - start)
-
-    def metric(self, name: str) -> Objective:
-        for m in self.metrics:
-            if m.name == name:
-                return m
-        known = ", ".join(m.name for m in self.metrics)
-        raise ConfigError(f"evaluator {type(self).__name__} does not measure '{name}'; it measures: {known}")
 
     def close(self) -> None:
         """Release what the evaluator holds (workers, files)."""
 
 
-def check_metrics(metrics: Mapping[str, float], expected: Sequence[Objective]) -> str | None:
-    """Error text when a metric is missing or not a finite number, else None."""
+def check_metrics(metrics: Any, expected: Sequence[Objective]) -> tuple[dict[str, float], str | None]:
+    """``(metrics as Python floats, None)``, or ``({}, error text)`` when the evaluation
+    returned no mapping, misses a declared metric, or returns a value that is not a real
+    number (a string, even a numeric one, is not) or a declared metric that is not finite."""
+    if not isinstance(metrics, Mapping):
+        return {}, f"the evaluation returned a {type(metrics).__name__}, not a mapping of metrics"
+    out = {}
+    for name, value in metrics.items():
+        if not isinstance(value, numbers.Real) or isinstance(value, bool):
+            return {}, f"metric '{name}' is a {type(value).__name__} ({value!r}), not a number"
+        out[str(name)] = float(value)
     for objective in expected:
-        if objective.name not in metrics:
-            return f"metric '{objective.name}' missing from the evaluation"
-        try:
-            value = float(metrics[objective.name])
-        except (TypeError, ValueError):
-            return f"metric '{objective.name}' is not a number: {metrics[objective.name]!r}"
-        if not math.isfinite(value):
-            return f"metric '{objective.name}' is {value}"
-    return None
+        if objective.name not in out:
+            return {}, f"metric '{objective.name}' missing from the evaluation"
+        if not math.isfinite(out[objective.name]):
+            return {}, f"metric '{objective.name}' is {out[objective.name]} ({type(metrics[objective.name]).__name__})"
+    return out, None
 
 
 @contextmanager
@@ -147,9 +154,5 @@ def time_limit(seconds: float | None) -> Iterator[None]:
 
 
 def make_evaluator(name: str, space: SearchSpace, options: Mapping[str, Any] | None = None) -> Evaluator:
-    """Build a registered evaluator, reporting bad options as one line."""
-    cls = evaluators.get(name)
-    try:
-        return cls(space, **dict(options or {}))
-    except TypeError as exc:
-        raise ConfigError(f"evaluator '{name}': {exc}") from None
+    """Build a registered evaluator (``evaluators.build``), reporting bad options as one line."""
+    return evaluators.build(name, space, **dict(options or {}))

@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 
-from linas.errors import ConfigError
 from linas.registry import Registry
 
 predictors: Registry = Registry("predictor", packages=["predictors"])
@@ -17,7 +16,8 @@ class Predictor(ABC):
     """Regressor from encoded networks to one objective.
 
     ``encoding`` names the feature encoding the predictor wants from
-    ``SearchSpace.encode`` ("onehot" or "ordinal").
+    ``SearchSpace.encode`` ("onehot" or "ordinal"). Options (keyword arguments after
+    ``seed``) are declared in a nested :class:`linas.registry.Options` model, ``Options``.
     """
 
     encoding: str = "onehot"
@@ -41,11 +41,8 @@ class Predictor(ABC):
 
 
 def make_predictor(name: str, seed: int = 0, **options: Any) -> Predictor:
-    cls = predictors.get(name)
-    try:
-        return cls(seed=seed, **options)
-    except TypeError as exc:
-        raise ConfigError(f"predictor '{name}': {exc}") from None
+    """Build a registered predictor (``predictors.build``), reporting bad options as one line."""
+    return predictors.build(name, seed, **options)
 
 
 class TargetScaler:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+from pydantic import Field
 from sklearn.ensemble import HistGradientBoostingRegressor
 
+from linas import registry
 from predictors.base import Predictor, predictors
 
 
@@ -13,6 +15,12 @@ class GradientBoostingPredictor(Predictor):
     """Histogram gradient boosting on ordinal features (trees split ordinal codes well)."""
 
     encoding = "ordinal"
+
+    class Options(registry.Options):
+        max_iter: int = Field(200, ge=1)
+        learning_rate: float = Field(0.05, gt=0)
+        max_leaf_nodes: int = Field(15, ge=2)
+        l2_regularization: float = Field(1.0, ge=0)
 
     def __init__(self, seed: int = 0, max_iter: int = 200, learning_rate: float = 0.05,
                  max_leaf_nodes: int = 15, l2_regularization: float = 1.0) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+from pydantic import Field, PositiveFloat
 from sklearn.linear_model import RidgeCV
 from sklearn.model_selection import cross_val_predict
 
+from linas import registry
 from predictors.base import Predictor, TargetScaler, predictors
 
 
@@ -17,6 +19,9 @@ class RidgePredictor(Predictor):
     """
 
     encoding = "onehot"
+
+    class Options(registry.Options):
+        alphas: tuple[PositiveFloat, ...] = Field(tuple(np.logspace(-3, 3, 13)), min_length=1)
 
     def __init__(self, seed: int = 0, alphas: tuple[float, ...] = tuple(np.logspace(-3, 3, 13))) -> None:
         super().__init__(seed)

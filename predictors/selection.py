@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from pydantic import Field
+
+from linas import registry
 from predictors.base import Predictor, make_predictor, predictors
 
 
@@ -30,6 +33,9 @@ class CrossValidatedChoice(_Composite):
     default candidates, ridge and SVR, are those of the LINAS paper.
     """
 
+    class Options(registry.Options):
+        members: tuple[str, ...] = Field(("ridge", "svr"), min_length=1)
+
     def __init__(self, seed: int = 0, members: Sequence[str] = ("ridge", "svr")) -> None:
         super().__init__(seed, members)
 
@@ -53,6 +59,9 @@ class CrossValidatedChoice(_Composite):
 @predictors.register("ensemble")
 class Ensemble(_Composite):
     """Mean of the members' predictions (default ridge, SVR and gradient boosting)."""
+
+    class Options(registry.Options):
+        members: tuple[str, ...] = Field(("ridge", "svr", "gbm"), min_length=1)
 
     def __init__(self, seed: int = 0, members: Sequence[str] = ("ridge", "svr", "gbm")) -> None:
         super().__init__(seed, members)

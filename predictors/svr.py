@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+from pydantic import Field, NonNegativeFloat, PositiveFloat
 from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.svm import SVR
 
+from linas import registry
 from predictors.base import Predictor, TargetScaler, predictors
 
 
@@ -19,6 +21,11 @@ class SVRPredictor(Predictor):
     """
 
     encoding = "onehot"
+
+    class Options(registry.Options):
+        C: tuple[PositiveFloat, ...] = Field((1.0, 3.0, 10.0, 30.0), min_length=1)
+        epsilon: tuple[NonNegativeFloat, ...] = Field((0.1,), min_length=1)
+        folds: int = Field(3, ge=2)
 
     def __init__(self, seed: int = 0, C: tuple[float, ...] = (1.0, 3.0, 10.0, 30.0),
                  epsilon: tuple[float, ...] = (0.1,), folds: int = 3) -> None:

@@ -22,6 +22,7 @@ from linas.errors import ConfigError
 from linas.evaluator import evaluators, make_evaluator
 from linas.executors import executors, make_executor
 from linas.experiment import Experiment
+from linas.spaces import get_space
 
 from helpers import synthetic_config
 
@@ -47,6 +48,9 @@ class SlowOnSome(SyntheticMobileNetV3):
     """synthetic_mbv3 that hangs on configs marked ``hang``; with ``block_alarm`` the hang
     ignores SIGALRM, as a call stuck in C code would."""
 
+    class Options(SyntheticMobileNetV3.Options):
+        block_alarm: bool = False
+
     def __init__(self, space, block_alarm: bool = False, **options):
         super().__init__(space, **options)
         self.block_alarm = block_alarm
@@ -71,23 +75,21 @@ def ray_cluster():
 
 @pytest.fixture
 def space():
-    from linas.spaces import get_space
-
     return get_space("ofa_mbv3")
 
 
 # -- options (no Ray needed: they are checked before Ray is imported) ---------------------
 
 @pytest.mark.parametrize("options, message", [
-    ({"num_workers": 0}, "num_workers must be an integer >= 1"),
-    ({"num_workers": 1.5}, "num_workers must be an integer >= 1"),
-    ({"num_cpus": -1}, "num_cpus (per worker) must be a number >= 0"),
-    ({"num_gpus": "one"}, "num_gpus (per worker) must be a number >= 0"),
-    ({"max_retries": -1}, "max_retries must be an integer >= 0"),
-    ({"address": "not an address"}, "address must be null"),
-    ({"resources": {"TPU": -1}}, "resources must map resource names"),
+    ({"num_workers": 0}, "executor 'ray': num_workers: Input should be greater than or equal to 1"),
+    ({"num_workers": 1.5}, "num_workers: Input should be a valid integer"),
+    ({"num_cpus": -1}, "num_cpus: Input should be greater than or equal to 0"),
+    ({"num_gpus": "one"}, "num_gpus: Input should be a valid number"),
+    ({"max_retries": -1}, "max_retries: Input should be greater than or equal to 0"),
+    ({"address": "not an address"}, "address: must be null"),
+    ({"resources": {"TPU": -1}}, "resources.TPU: Input should be greater than or equal to 0"),
     ({"init_options": {"address": "auto"}}, "give the address as the 'address' option"),
-    ({"workers": 2}, "unknown option 'workers'; known: address, num_workers"),
+    ({"workers": 2}, "option 'workers' is not known; known: address, num_workers"),
 ])
 def test_bad_options_are_one_line_config_errors(space, options, message):
     with pytest.raises(ConfigError) as err:
@@ -122,11 +124,17 @@ def test_the_executor_registry_lists_ray_and_linas_imports_without_it():
 
 # -- with a Ray instance --------------------------------------------------------------------
 
-def test_bad_evaluator_options_are_reported_from_the_worker(ray_cluster, space):
-    with pytest.raises(ConfigError, match="noise must be >= 0"):
+def test_bad_evaluator_options_are_reported_before_workers_start(space, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # checked on the driver, before Ray is needed
+    with pytest.raises(ConfigError, match="evaluator 'synthetic_mbv3': noise: Input should be greater than"):
         make_executor("ray", "synthetic_mbv3", space, {"noise": -1}, {"num_workers": 1})
-    with pytest.raises(ConfigError, match="unexpected keyword argument 'nosie'"):
+    with pytest.raises(ConfigError, match="evaluator 'synthetic_mbv3': option 'nosie' is not known"):
         make_executor("ray", "synthetic_mbv3", space, {"nosie": 1}, {"num_workers": 1})
+
+
+def test_an_evaluator_that_cannot_be_built_on_the_workers_is_reported(ray_cluster, space):
+    with pytest.raises(ConfigError, match="needs the ofa_mbv3 space"):
+        make_executor("ray", "synthetic_mbv3", get_space("grid"), {}, {"num_workers": 1})
 
 
 def test_batch_outcomes_equal_in_process_ones(ray_cluster, space):
@@ -195,7 +203,7 @@ def test_timeout_inside_the_worker_fails_that_network_only(ray_cluster, space):
 
 
 def test_an_evaluation_that_ignores_the_timeout_gets_its_worker_replaced(ray_cluster, space, monkeypatch):
-    import linas.executors.ray as ray_executor
+    import linas.executors.ray.pool as ray_executor
 
     monkeypatch.setattr(ray_executor, "KILL_GRACE_MIN", 1.0)  # the driver's grace, shortened for the test
     configs, hang = _configs_with_one_hang(space)

@@ -36,6 +36,11 @@ class CrashOn(SyntheticMobileNetV3):
     files in ``state_dir`` count the crashes across worker processes; ``state_dir/done``
     gets one line per completed evaluation, to check nothing is validated twice."""
 
+    class Options(SyntheticMobileNetV3.Options):
+        crash_key: str = ""
+        crashes: int = 1
+        state_dir: str = ""
+
     def __init__(self, space, crash_key: str = "", crashes: int = 1, state_dir: str = "", **options):
         super().__init__(space, **options)
         self.crash_key, self.crashes, self.state_dir = crash_key, crashes, Path(state_dir)

@@ -39,9 +39,11 @@ def test_surrogate_reproduces_the_measured_landscape(cache_path, synthetic):
 @pytest.mark.parametrize("options, message", [
     ({"source": "missing.sqlite", "metrics": {"top1": "max"}}, "no such file"),
     ({"metrics": {"energy": "min"}}, "metric(s) ['energy'] missing"),
-    ({"metrics": {"top1": "up"}}, "direction must be 'max' or 'min'"),
+    ({"metrics": {"top1": "up"}}, "evaluator 'surrogate': metrics.top1: Input should be 'min' or 'max'"),
     ({"metrics": {"top1": "max"}, "source_evaluator": "other"}, "no evaluations of 'other'"),
-    ({"metrics": {"top1": "max"}, "model": "oracle"}, "model must be one of"),
+    ({"metrics": {"top1": "max"}, "model": "oracle"}, "evaluator 'surrogate': model: Input should be 'mlp' or"),
+    ({"metrics": {}}, "evaluator 'surrogate': metrics: Dictionary should have at least 1 item"),
+    ({}, "evaluator 'surrogate': option 'metrics' is required"),
 ])
 def test_bad_surrogate_options_are_config_errors(cache_path, synthetic, options, message):
     options = {"source": str(cache_path), **options}

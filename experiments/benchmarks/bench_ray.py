@@ -42,6 +42,9 @@ class CpuBound(SyntheticMobileNetV3):
     """synthetic_mbv3 plus ``work`` iterations of pure-Python arithmetic per network: a
     CPU-bound stand-in for a validation. The measurements and identity are unchanged."""
 
+    class Options(SyntheticMobileNetV3.Options):
+        work: int = 0
+
     def __init__(self, space, work: int = 0, **options):
         super().__init__(space, **options)
         self.work = int(work)

@@ -10,8 +10,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from pydantic import ConfigDict
 from pymoo.problems import get_problem
 
+from linas import registry
 from linas.errors import ConfigError
 from linas.evaluator import Evaluator, evaluators
 from linas.objectives import Objective
@@ -21,6 +23,12 @@ from linas.space import SearchSpace
 @evaluators.register("pymoo_problem")
 class PymooProblem(Evaluator):
     """``evaluator: {name: pymoo_problem, options: {problem: zdt1}}`` over ``space: {name: grid}``."""
+
+    class Options(registry.Options):
+        """``problem`` and any keyword arguments of pymoo's ``get_problem`` (e.g. ``n_obj``)."""
+
+        model_config = ConfigDict(extra="allow")
+        problem: str = "zdt1"
 
     def __init__(self, space: SearchSpace, problem: str = "zdt1", **problem_options: Any) -> None:
         super().__init__(space)

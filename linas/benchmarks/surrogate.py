@@ -25,15 +25,17 @@ import json
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.ensemble import ExtraTreesRegressor
 from sklearn.model_selection import KFold, cross_val_predict
 from sklearn.neural_network import MLPRegressor
 from sklearn.preprocessing import StandardScaler
 
+from linas import registry
 from linas.errors import ConfigError
 from linas.evaluator import Evaluator, Outcome, evaluators
 from linas.objectives import Objective
@@ -66,17 +68,17 @@ def read_cache(path: str | Path, evaluator: str | None = None) -> tuple[str, lis
 class Surrogate(Evaluator):
     """Objectives predicted by a model fitted to measured networks (see the module docstring)."""
 
-    MODELS = ("mlp", "extra_trees")
+    class Options(registry.Options):
+        source: str  # an evaluation cache (SQLite) of measured networks
+        metrics: dict[str, Literal["min", "max"]] = Field(min_length=1)  # metric -> direction
+        source_evaluator: str | None = None  # the identity to fit, when the cache holds several
+        model: Literal["mlp", "extra_trees"] = "mlp"
+        seed: int = 0
 
     def __init__(self, space: SearchSpace, source: str, metrics: Mapping[str, str],
                  source_evaluator: str | None = None, model: str = "mlp", seed: int = 0) -> None:
         super().__init__(space)
-        if model not in self.MODELS:
-            raise ConfigError(f"evaluator 'surrogate': model must be one of {list(self.MODELS)}, not '{model}'")
-        try:
-            self.metrics = tuple(Objective(name, direction) for name, direction in metrics.items())
-        except ValueError as exc:
-            raise ConfigError(f"evaluator 'surrogate': {exc}") from None
+        self.metrics = tuple(Objective(name, direction) for name, direction in metrics.items())
         self.source_identity, rows = read_cache(source, source_evaluator)
         genomes = np.array([space.from_key(k) for k, _ in rows])
         missing = [m.name for m in self.metrics if any(m.name not in r for _, r in rows)]

@@ -32,7 +32,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
+from linas import registry
 from linas.errors import ConfigError
 from linas.evaluator import Evaluator, evaluators
 from linas.objectives import Objective
@@ -66,14 +68,18 @@ class SyntheticMobileNetV3(Evaluator):
     metrics = (Objective("top1", "max", "%"), Objective("latency", "min", "ms"),
                Objective("macs", "min", "M"), Objective("params", "min", "M"))
 
+    class Options(registry.Options):
+        noise: float = Field(0.0, ge=0)  # standard deviation of the top-1 noise, in points
+        noise_seed: int = 0
+        width_mult: float = Field(1.0, gt=0)
+        delay: float = Field(0.0, ge=0)  # seconds slept per evaluation
+
     def __init__(self, space: SearchSpace, noise: float = 0.0, noise_seed: int = 0, width_mult: float = 1.0,
                  delay: float = 0.0) -> None:
         super().__init__(space)
         missing = {f"d_{s}" for s in range(ofa_mbv3.N_STAGES)} - set(space.names)
         if missing:
             raise ConfigError(f"evaluator 'synthetic_mbv3' needs the ofa_mbv3 space, not '{space.name}'")
-        if noise < 0:
-            raise ConfigError("evaluator 'synthetic_mbv3': noise must be >= 0")
         self.noise, self.noise_seed, self.width_mult = float(noise), int(noise_seed), float(width_mult)
         # Seconds slept per evaluation, to stand in for an expensive validation; measurements are unchanged.
         self.delay = float(delay)

@@ -3,8 +3,9 @@
 An executor turns an evaluator's name, space and options into an object with the
 :class:`~linas.evaluator.Evaluator` interface, so strategies, the archive and the
 loop run unchanged on any backend. A new backend is one module in this package that
-registers a factory with ``@executors.register("name")``, called as
-``factory(evaluator_name, space, evaluator_options, **executor_options)``.
+registers a factory with ``@executors.register("name", options=Model)``, called as
+``factory(evaluator_name, space, evaluator_options, **executor_options)`` with the
+executor options validated by ``Model`` (a :class:`linas.registry.Options`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from linas.errors import ConfigError
 from linas.evaluator import Evaluator, make_evaluator
 from linas.registry import Registry
 from linas.space import SearchSpace
@@ -28,8 +28,5 @@ def local(evaluator: str, space: SearchSpace, evaluator_options: Mapping[str, An
 
 def make_executor(name: str, evaluator: str, space: SearchSpace, evaluator_options: Mapping[str, Any],
                   options: Mapping[str, Any] | None = None) -> Evaluator:
-    factory = executors.get(name)
-    try:
-        return factory(evaluator, space, evaluator_options, **dict(options or {}))
-    except TypeError as exc:
-        raise ConfigError(f"executor '{name}': {exc}") from None
+    """Build a registered executor (``executors.build``), reporting bad options as one line."""
+    return executors.build(name, evaluator, space, evaluator_options, **dict(options or {}))

@@ -2,14 +2,13 @@
 
 ``get_space("ofa_mbv3")`` or ``get_space("ofa_mbv3", resolutions=[160, 192, 224])``.
 A new space is one module in this package that registers a factory with
-``@spaces.register("name")``.
+``@spaces.register("name", options=Model)`` (``Model``: a :class:`linas.registry.Options`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from linas.errors import ConfigError
 from linas.registry import Registry
 from linas.space import SearchSpace
 
@@ -17,8 +16,5 @@ spaces: Registry = Registry("space", packages=["linas.spaces"])
 
 
 def get_space(name: str, **options: Any) -> SearchSpace:
-    factory = spaces.get(name)
-    try:
-        return factory(**options)
-    except TypeError as exc:
-        raise ConfigError(f"space '{name}': {exc}") from None
+    """Build a registered space (``spaces.build``), reporting bad options as one line."""
+    return spaces.build(name, **options)

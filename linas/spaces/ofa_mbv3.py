@@ -17,6 +17,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import Field, PositiveInt
+
+from linas.registry import Options
 from linas.space import Condition, SearchSpace, Variable
 from linas.spaces import spaces
 
@@ -45,7 +48,11 @@ def make_divisible(v: float, divisor: int = 8, min_value: int | None = None) -> 
     return new_v
 
 
-@spaces.register("ofa_mbv3")
+class OfaMbv3Options(Options):
+    resolutions: list[PositiveInt] | None = Field(None, min_length=1)  # input sizes searched over
+
+
+@spaces.register("ofa_mbv3", options=OfaMbv3Options)
 def ofa_mbv3_space(resolutions: Sequence[int] | None = None) -> SearchSpace:
     """The 45-variable OFA MobileNetV3 space; ``resolutions`` adds a 46th variable."""
     variables = []

@@ -28,11 +28,12 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 import torch
+from pydantic import model_validator
 
-from linas.config_io import StrictModel, parse
 from linas.errors import ConfigError
 from linas.evaluator import Evaluator, evaluators
 from linas.objectives import Objective
+from linas.registry import Options
 from linas.space import SearchSpace
 from supernets.devices import resolve_device
 
@@ -43,7 +44,7 @@ from .evaluation import recalibrate_bn, top1
 from .latency import LatencyTable, device_name, measure_latency, threads
 
 
-class SupernetEvaluatorOptions(StrictModel):
+class SupernetEvaluatorOptions(Options):
     """Options of the ``ofa_mbv3_supernet`` evaluator."""
 
     checkpoint: str
@@ -63,6 +64,13 @@ class SupernetEvaluatorOptions(StrictModel):
     threads: int | None = None
     device: str = "auto"
 
+    @model_validator(mode="after")
+    def _lut_named(self) -> SupernetEvaluatorOptions:
+        if self.latency == "lut" and not self.lut:
+            raise ValueError("latency 'lut' needs 'lut: PATH' (build one with 'linas build-lut'), "
+                             "or set latency: measured")
+        return self
+
 
 @evaluators.register("ofa_mbv3_supernet")
 class SupernetEvaluator(Evaluator):
@@ -71,13 +79,12 @@ class SupernetEvaluator(Evaluator):
     metrics = (Objective("top1", "max", "%"), Objective("latency", "min", "ms"),
                Objective("macs", "min", "M"), Objective("params", "min", "M"))
 
+    Options = SupernetEvaluatorOptions  # validated by evaluators.build before __init__
+
     def __init__(self, space: SearchSpace, **options: Any) -> None:
         super().__init__(space)
-        self.options = parse(SupernetEvaluatorOptions, options, where="evaluator ofa_mbv3_supernet")
+        self.options = SupernetEvaluatorOptions(**options)
         o = self.options
-        if o.latency == "lut" and not o.lut:
-            raise ConfigError("evaluator ofa_mbv3_supernet: latency 'lut' needs 'lut: PATH' "
-                              "(build one with 'linas build-lut'), or set latency: measured")
         self.device = resolve_device(o.device, "evaluator ofa_mbv3_supernet")
         self.supernet = load_supernet(o.checkpoint).to(self.device).eval()
         self._checkpoint_digest = file_digest(o.checkpoint)

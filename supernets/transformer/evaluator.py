@@ -22,10 +22,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
+from pydantic import Field, PositiveInt
 
+from linas import registry
 from linas.config_io import parse
 from linas.errors import ConfigError
 from linas.evaluator import Evaluator, evaluators
@@ -38,7 +40,6 @@ from supernets.transformer.latency import LatencyTable, device_label, measure_la
 from supernets.transformer.scoring import corpus_bleu, make_batches, translate, validation_loss
 
 DEFAULT_CORPUS = {"src": "../shared/data/multi30k/val.en.gz", "tgt": "../shared/data/multi30k/val.de.gz"}
-LATENCY_MODES = ("lut", "measured")
 
 
 @evaluators.register("hat_supernet")
@@ -57,19 +58,29 @@ class HatSupernetEvaluator(Evaluator):
         Objective("bleu", "max", "BLEU"), Objective("latency", "min", "ms"),
         Objective("macs", "min", "M"), Objective("params", "min", "M"))
 
+    class Options(registry.Options):
+        """Validated by ``evaluators.build`` before the checkpoint is read."""
+
+        checkpoint: str = "results/hat/multi30k"
+        corpus: CorpusSpec = Field(default_factory=lambda: CorpusSpec(**DEFAULT_CORPUS))
+        subset: PositiveInt | None = 300  # sentence pairs; null: all
+        subset_seed: int = 0
+        beam: PositiveInt = 4  # 1: greedy search
+        len_penalty: float = 0.6
+        latency: Literal["lut", "measured"] = "lut"
+        lut: str = "results/hat/latency_lut_cpu.json"
+        threads: PositiveInt | None = 1
+        max_tokens: PositiveInt = 4096
+        src_lang: str = "en"
+        tgt_lang: str = "de"
+        device: str = "auto"
+
     def __init__(self, space: SearchSpace, checkpoint: str = "results/hat/multi30k",
-                 corpus: Mapping[str, Any] | None = None, subset: int | None = 300, subset_seed: int = 0,
-                 beam: int = 4, len_penalty: float = 0.6, latency: str = "lut",
+                 corpus: CorpusSpec | Mapping[str, Any] | None = None, subset: int | None = 300,
+                 subset_seed: int = 0, beam: int = 4, len_penalty: float = 0.6, latency: str = "lut",
                  lut: str = "results/hat/latency_lut_cpu.json", threads: int | None = 1, max_tokens: int = 4096,
                  src_lang: str = "en", tgt_lang: str = "de", device: str = "auto") -> None:
         super().__init__(space)
-        if latency not in LATENCY_MODES:
-            raise ConfigError(f"hat_supernet: latency must be one of {LATENCY_MODES}, not {latency!r}")
-        if subset is not None and subset <= 0:
-            raise ConfigError(f"hat_supernet: subset must be a positive number of sentence pairs or null, not {subset}")
-        if beam < 1 or max_tokens < 1:
-            raise ConfigError("hat_supernet: beam and max_tokens must be at least 1 (beam 1: greedy search)")
-        # Cheap checks first: a typo in the corpus fails before the checkpoint is read.
         spec = parse(CorpusSpec, corpus if corpus is not None else DEFAULT_CORPUS, "hat_supernet: corpus")
         self.device = resolve_device(device, "hat_supernet")
         if threads:

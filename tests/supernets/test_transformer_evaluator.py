@@ -61,17 +61,17 @@ def test_missing_checkpoint_and_wrong_space_are_clear_errors(setup, space, tmp_p
 
 
 def test_bad_corpus_option_is_a_one_line_error_before_the_checkpoint_is_read(space, tmp_path):
-    with pytest.raises(ConfigError, match="hat_supernet: corpus.*either 'hub' or both"):
+    with pytest.raises(ConfigError, match="hat_supernet': corpus: give either 'hub' or both"):
         make_evaluator("hat_supernet", space, {"checkpoint": str(tmp_path), "corpus": {"src": "a.en"}})
 
 
 def test_non_positive_subset_is_rejected(setup, space):
-    with pytest.raises(ConfigError, match="subset must be a positive number"):
+    with pytest.raises(ConfigError, match="hat_supernet': subset: Input should be greater than 0"):
         make_evaluator("hat_supernet", space, {**setup, "subset": 0})
 
 
 def test_unknown_latency_mode_is_rejected(setup, space):
-    with pytest.raises(ConfigError, match="latency must be one of"):
+    with pytest.raises(ConfigError, match="hat_supernet': latency: Input should be 'lut' or 'measured'"):
         make_evaluator("hat_supernet", space, {**setup, "latency": "guess"})
 
 

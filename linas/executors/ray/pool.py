@@ -1,47 +1,8 @@
-"""The ``ray`` executor: evaluations spread over the workers of a Ray cluster.
-
-Each worker is a Ray actor that builds the evaluator once (supernet, data, device) and
-keeps it for its whole life, so a validation costs only itself. The driver gives one
-network at a time to each idle worker and yields every outcome the moment it arrives,
-so one slow evaluation never holds up the others, and the loop (:mod:`linas.runner`)
-writes it to the archive at once. Strategies and archives do not know which backend
-ran: the executor has the :class:`~linas.evaluator.Evaluator` interface and the same
-``identity`` as the in-process evaluator, so caches and resumes work across backends.
-
-Fault tolerance:
-
-- a worker that dies (process crash, out of memory, lost node) is replaced by a new
-  actor and its evaluation is given to the next idle worker, at most ``max_retries``
-  times; after that the network is recorded as failed with the reason;
-- an evaluation past the run's ``timeout`` is stopped inside the worker (a failed
-  outcome, as in process); one that does not stop within a grace period (stuck in C
-  code) gets its worker killed and replaced, and is recorded as timed out;
-- a driver that dies loses only the evaluations in flight: everything that arrived is
-  in the archive, and running the same command again resumes with the budget left.
-
-Config (``executor`` in an experiment YAML)::
-
-    executor:
-      name: ray
-      options:
-        address: null          # null: start a local Ray instance; "auto": join the cluster
-                               # started here with `ray start`; "ray://host:10001": Ray client
-        num_workers: 4         # actors (default: as many as the cluster's CPUs/GPUs hold)
-        num_cpus: 1            # per worker
-        num_gpus: 0            # per worker (fractions share a GPU)
-        max_retries: 2         # re-runs of an evaluation whose worker died
-        init_options: {}       # extra ray.init arguments (e.g. runtime_env, namespace)
-
-Ray is an optional dependency (``pip install 'linas[ray]'``), imported only when this
-executor is built, so the rest of linas never needs it.
-"""
+"""The driver side of the ``ray`` executor: a pool of evaluator workers, scheduling and faults."""
 
 from __future__ import annotations
 
 import logging
-import os
-import re
-import socket
 import time
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
@@ -50,8 +11,8 @@ from typing import Any
 
 from linas.errors import ConfigError, LinasError
 from linas.evaluator import Evaluator, Outcome, evaluators
-from linas.executors import executors
-from linas.objectives import Objective
+from linas.executors.ray.options import RayOptions
+from linas.executors.ray.worker import EvaluatorWorker, first_line, import_ray, worker_lost
 from linas.space import SearchSpace
 
 log = logging.getLogger(__name__)
@@ -59,120 +20,6 @@ log = logging.getLogger(__name__)
 #: Extra seconds a worker gets past the evaluation timeout to stop by itself before it is killed.
 KILL_GRACE_MIN = 10.0
 KILL_GRACE_FRACTION = 0.1
-
-_ADDRESS = re.compile(r"^(auto|local|ray://[^\s:/]+(:\d+)?|[^\s:/]+:\d+)$")
-_OPTIONS = ("address", "num_workers", "num_cpus", "num_gpus", "resources", "max_retries", "start_timeout",
-            "init_options")
-
-
-@dataclass(frozen=True)
-class RaySettings:
-    """The validated options of the ``ray`` executor (see the module docstring)."""
-
-    address: str | None = None
-    num_workers: int | None = None
-    num_cpus: float = 1.0
-    num_gpus: float = 0.0
-    resources: Mapping[str, float] | None = None
-    max_retries: int = 2
-    start_timeout: float = 600.0
-    init_options: Mapping[str, Any] | None = None
-
-    @classmethod
-    def parse(cls, options: Mapping[str, Any]) -> RaySettings:
-        """Check every option; a bad one raises :class:`ConfigError` naming it."""
-        unknown = sorted(set(options) - set(_OPTIONS))
-        if unknown:
-            raise ConfigError(f"executor 'ray': unknown option '{unknown[0]}'; known: {', '.join(_OPTIONS)}")
-        o = dict(options)
-        address = o.get("address")
-        if address is not None and (not isinstance(address, str) or not _ADDRESS.match(address)):
-            raise ConfigError(f"executor 'ray': address must be null (start a local instance), 'auto', "
-                              f"'host:port' or 'ray://host:port', not {address!r}")
-        num_workers = o.get("num_workers")
-        if num_workers is not None and (not _is_int(num_workers) or num_workers < 1):
-            raise ConfigError(f"executor 'ray': num_workers must be an integer >= 1, not {num_workers!r}")
-        for name, default in (("num_cpus", 1.0), ("num_gpus", 0.0)):
-            value = o.get(name, default)
-            if not _is_number(value) or value < 0:
-                raise ConfigError(f"executor 'ray': {name} (per worker) must be a number >= 0, not {value!r}")
-        resources = o.get("resources")
-        if resources is not None and (not isinstance(resources, Mapping) or not all(
-                isinstance(k, str) and _is_number(v) and v >= 0 for k, v in resources.items())):
-            raise ConfigError(f"executor 'ray': resources must map resource names to numbers >= 0, "
-                              f"not {resources!r}")
-        max_retries = o.get("max_retries", 2)
-        if not _is_int(max_retries) or max_retries < 0:
-            raise ConfigError(f"executor 'ray': max_retries must be an integer >= 0, not {max_retries!r}")
-        start_timeout = o.get("start_timeout", 600.0)
-        if not _is_number(start_timeout) or start_timeout <= 0:
-            raise ConfigError(f"executor 'ray': start_timeout must be a number of seconds > 0, "
-                              f"not {start_timeout!r}")
-        init_options = o.get("init_options")
-        if init_options is not None and not isinstance(init_options, Mapping):
-            raise ConfigError(f"executor 'ray': init_options must be a mapping of ray.init arguments, "
-                              f"not {init_options!r}")
-        if init_options and "address" in init_options:
-            raise ConfigError("executor 'ray': give the address as the 'address' option, not in init_options")
-        return cls(address, num_workers, float(o.get("num_cpus", 1.0)), float(o.get("num_gpus", 0.0)),
-                   dict(resources) if resources else None, int(max_retries), float(start_timeout),
-                   dict(init_options) if init_options else None)
-
-
-def _is_int(x: Any) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
-def _is_number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
-
-
-@executors.register("ray")
-def ray_executor(evaluator: str, space: SearchSpace, evaluator_options: Mapping[str, Any],
-                 **options: Any) -> RayEvaluator:
-    """Evaluate on a pool of Ray actors (options: see :class:`RaySettings`)."""
-    settings = RaySettings.parse(options)  # before importing Ray: a bad option is reported without it
-    return RayEvaluator(evaluator, space, evaluator_options, settings)
-
-
-def _import_ray() -> Any:
-    try:
-        import ray
-    except ImportError:
-        raise ConfigError("executor 'ray' needs Ray: pip install 'linas[ray]'") from None
-    return ray
-
-
-class EvaluatorWorker:
-    """The body of one Ray actor: builds the evaluator once and measures networks with it.
-
-    It runs in the actor's main thread, so :meth:`Evaluator.guarded` enforces the
-    timeout there with SIGALRM exactly as in process.
-    """
-
-    def __init__(self, name: str, evaluator_cls: type[Evaluator], space: SearchSpace,
-                 options: Mapping[str, Any]) -> None:
-        self.error: str | None = None
-        self.evaluator: Evaluator | None = None
-        try:
-            self.evaluator = evaluator_cls(space, **dict(options))
-        except TypeError as exc:  # as make_evaluator reports it
-            self.error = f"evaluator '{name}': {exc}"
-        except LinasError as exc:
-            self.error = str(exc)
-        except Exception as exc:  # noqa: BLE001 - reported to the driver as one line
-            self.error = f"evaluator '{name}' could not be built on a Ray worker: {type(exc).__name__}: {exc}"
-
-    def describe(self) -> dict[str, Any]:
-        """What the driver needs to know: the evaluator's identity and metrics, or why it failed."""
-        if self.evaluator is None:
-            return {"error": self.error}
-        return {"error": None, "identity": self.evaluator.identity, "metrics": tuple(self.evaluator.metrics),
-                "pid": os.getpid(), "host": socket.gethostname()}
-
-    def evaluate(self, config: Mapping[str, Any], timeout: float | None) -> Outcome:
-        assert self.evaluator is not None
-        return self.evaluator.guarded(config, timeout)
 
 
 @dataclass
@@ -195,13 +42,14 @@ class RayEvaluator(Evaluator):
     """
 
     def __init__(self, evaluator_name: str, space: SearchSpace, evaluator_options: Mapping[str, Any],
-                 settings: RaySettings | None = None) -> None:
+                 settings: RayOptions | None = None) -> None:
         super().__init__(space)
-        self.settings = settings or RaySettings()
+        self.settings = settings or RayOptions()
         self.evaluator_name = evaluator_name
         self._evaluator_cls = evaluators.get(evaluator_name)
-        self._evaluator_options = dict(evaluator_options or {})
-        self._ray = _import_ray()
+        # Checked here, so a bad option is reported before any worker starts.
+        self._evaluator_options = evaluators.options(evaluator_name, evaluator_options)
+        self._ray = import_ray()
         self._owns_ray = False
         self._slots: list[_Slot] = []
         self._identity = ""
@@ -264,30 +112,30 @@ class RayEvaluator(Evaluator):
                 slot.ref, slot.job, slot.starting = None, None, False
                 try:
                     result = ray.get(ref)
-                except _worker_lost(ray) as exc:
+                except worker_lost(ray) as exc:
                     if starting:
                         self._start_failed(slot, exc)
                         continue
-                    self._replace(slot, _first_line(exc))
+                    self._replace(slot, first_line(exc))
                     if job is None:
                         continue
                     deaths[job] += 1
                     if deaths[job] <= self.settings.max_retries:
                         log.warning("a Ray worker died during an evaluation (%s); retrying it (%d of %d)",
-                                    _first_line(exc), deaths[job], self.settings.max_retries)
+                                    first_line(exc), deaths[job], self.settings.max_retries)
                         queue.appendleft(job)
                         continue
                     left -= 1
                     yield job, Outcome({}, f"the Ray worker died during the evaluation, {deaths[job]} times "
-                                           f"(last: {_first_line(exc)})", time.monotonic() - since)
+                                           f"(last: {first_line(exc)})", time.monotonic() - since)
                     continue
                 except ray.exceptions.RayError as exc:  # the task itself failed (e.g. an unpicklable result)
                     if starting:
-                        raise LinasError(f"executor 'ray': a worker could not start: {_first_line(exc)}") from None
+                        raise LinasError(f"executor 'ray': a worker could not start: {first_line(exc)}") from None
                     if job is None:
                         continue
                     left -= 1
-                    yield job, Outcome({}, f"{type(exc).__name__}: {_first_line(exc)}", time.monotonic() - since)
+                    yield job, Outcome({}, f"{type(exc).__name__}: {first_line(exc)}", time.monotonic() - since)
                     continue
                 if starting:
                     self._check_started(result)
@@ -336,7 +184,7 @@ class RayEvaluator(Evaluator):
         except Exception as exc:  # noqa: BLE001 - Ray raises many kinds here; the user gets one line
             hint = " (the Ray client needs: pip install 'ray[client]')" if isinstance(exc, ImportError) else ""
             raise LinasError(f"executor 'ray': could not start or join Ray at "
-                             f"{self.settings.address or 'a new local instance'}: {_first_line(exc)}{hint}"
+                             f"{self.settings.address or 'a new local instance'}: {first_line(exc)}{hint}"
                              ) from None
         self._owns_ray = True
 
@@ -411,8 +259,8 @@ class RayEvaluator(Evaluator):
         self._start_failures += 1
         if self._start_failures > max(3, self.settings.max_retries + 1):
             raise LinasError(f"executor 'ray': workers die while starting ({self._start_failures} in a row): "
-                             f"{_first_line(exc)}")
-        self._replace(slot, f"died while starting: {_first_line(exc)}")
+                             f"{first_line(exc)}")
+        self._replace(slot, f"died while starting: {first_line(exc)}")
 
     def _replace(self, slot: _Slot, reason: str) -> None:
         """Kill a worker (if it still runs) and put a new one in its place."""
@@ -453,15 +301,3 @@ class RayEvaluator(Evaluator):
                 job, since = slot.job, slot.since
                 self._replace(slot, f"an evaluation did not stop {self._grace(timeout):g} s after its timeout")
                 yield job, Outcome({}, f"timed out after {timeout:g} s (the Ray worker was stopped)", now - since)
-
-
-def _worker_lost(ray: Any) -> tuple[type[BaseException], ...]:
-    """The errors that mean the worker (not the evaluation) failed: retry elsewhere."""
-    e = ray.exceptions
-    return tuple(getattr(e, n) for n in ("RayActorError", "WorkerCrashedError", "ObjectLostError",
-                                         "NodeDiedError", "OutOfMemoryError") if hasattr(e, n))
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
