@@ -20,16 +20,22 @@ Example (``experiments/configs/synthetic_mbv3.yaml``)::
     cache: runs/synthetic_mbv3/cache.sqlite   # shared measurements (optional)
     output: runs/synthetic_mbv3      # runs go to OUTPUT/<strategy>/seed<k>
     targets: [0.6, 0.7]              # hypervolumes for the "validations to reach" table
+    plugins: [my_evaluators]         # modules imported first, looked up beside this file and in
+                                     # the working directory: components they register can be named here
 """
 
 from __future__ import annotations
 
+import importlib
+import math
+import sys
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
 from linas.config_io import StrictModel, load_yaml, parse
+from linas.errors import ConfigError
 
 
 class Component(StrictModel):
@@ -73,6 +79,17 @@ class ExperimentConfig(StrictModel):
     cache: str | None = None
     output: str
     targets: list[float] = Field(default_factory=list)
+    plugins: list[str] = Field(default_factory=list)  # modules imported first (they register components)
+
+    @field_validator("reference_point")
+    @classmethod
+    def _inside_the_box(cls, v: list[float] | None) -> list[float] | None:
+        # Normalized objectives are 0 at the best bound and 1 at the worst: a reference
+        # value <= 0 leaves nothing within the bounds to dominate it (every HV would be 0).
+        if v is not None and not all(math.isfinite(x) and x > 0 for x in v):
+            raise ValueError(f"every value must be a finite number > 0 in normalized space (0: the best "
+                             f"bound, 1: the worst), not {v}")
+        return v
 
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentConfig:
@@ -97,6 +114,30 @@ class ExperimentConfig(StrictModel):
 
 
 def load_experiment(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
+    """The validated config, after importing its ``plugins`` (so components they register
+    can be named in it)."""
     data = load_yaml(path)
     data.update(overrides or {})
-    return parse(ExperimentConfig, data, where=str(path))
+    config = parse(ExperimentConfig, data, where=str(path))
+    import_plugins(config.plugins, Path(path).parent)
+    return config
+
+
+def import_plugins(modules: list[str], config_dir: str | Path = ".") -> None:
+    """Import each module (``my_evaluators`` or ``pkg.module``), looked up on ``sys.path`` with
+    the config's folder and the working directory in front; a failure is one ConfigError line."""
+    if not modules:
+        return
+    folders = [str(Path(config_dir).resolve()), str(Path.cwd())]
+    saved = list(sys.path)
+    sys.path[:0] = [f for f in folders if f not in sys.path]
+    try:
+        for module in modules:
+            try:
+                importlib.import_module(module)
+            except Exception as exc:  # noqa: BLE001 - anything a user module raises is reported as one line
+                text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                raise ConfigError(f"plugins: cannot import '{module}': {type(exc).__name__}"
+                                  f"{': ' + text if text else ''}") from None
+    finally:
+        sys.path[:] = saved

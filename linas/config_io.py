@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,10 +35,17 @@ def parse(model: type[M], data: Any, where: str = "config") -> M:
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        raise ConfigError(f"{where}: {loc}: {msg}") from None
+        raise ConfigError(f"{where}: {loc}: {error_message(err)}") from None
+
+
+def error_message(err: Mapping[str, Any]) -> str:
+    """The text of one pydantic error: a validator's own words without pydantic's
+    "Value error, " prefix; "unknown key" for a key the model does not have."""
+    if err["type"] == "extra_forbidden":
+        return "unknown key"
+    if err["type"] == "value_error":
+        return str(err["ctx"]["error"])
+    return err["msg"]
 
 
 class StrictModel(BaseModel):

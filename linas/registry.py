@@ -27,6 +27,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from linas.config_io import error_message
 from linas.errors import ConfigError
 
 T = TypeVar("T")
@@ -207,7 +208,4 @@ def _first_error(exc: ValidationError) -> str:
     loc = ".".join(str(x) for x in err["loc"])
     if err["type"] == "missing":
         return f"option '{loc}' is required"
-    if err["type"] == "extra_forbidden":
-        return f"{loc}: unknown key"
-    msg = str(err["ctx"]["error"]) if err["type"] == "value_error" else err["msg"]
-    return f"{loc}: {msg}" if loc else msg
+    return f"{loc}: {error_message(err)}" if loc else error_message(err)
