@@ -14,15 +14,20 @@ that asks for it.
 from __future__ import annotations
 
 import csv
+import fcntl
+import functools
 import json
+import os
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from linas.errors import ConfigError
+from linas.errors import ConfigError, LinasError
+
+R = TypeVar("R")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -76,8 +81,27 @@ class Record:
         return self.status == "ok"
 
 
+def _names_the_file(method: Callable[..., R]) -> Callable[..., R]:
+    """Turn the file and database errors of an archive or cache method into one
+    :class:`LinasError` line that names the file: ``PATH: what went wrong``."""
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> R:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.OperationalError as exc:
+            raise LinasError(f"{self.path}: {exc}") from None
+        except sqlite3.Error as exc:  # not a database, or a damaged one
+            raise LinasError(f"{self.path}: {exc} (not a readable linas database?)") from None
+        except OSError as exc:
+            raise LinasError(f"{exc.filename or self.path}: {exc.strerror or exc}") from None
+
+    return wrapper
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise LinasError(f"{path}: is a directory, not a database file")
     conn = sqlite3.connect(path, timeout=60.0, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     # FULL makes each commit durable before the next evaluation starts.
@@ -86,28 +110,48 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 class RunArchive:
-    """The evaluations of one run, in the order they completed."""
+    """The evaluations of one run, in the order they completed.
+
+    Opened for a search (``exclusive``, the default), it holds an exclusive lock on the
+    run directory (``flock`` on ``run.lock``, which holds the owner's PID) until it is
+    closed or its process dies, so a second search of the same run stops at once instead
+    of racing the first. Reports open it with :meth:`open_existing`, without the lock.
+    """
 
     FILENAME = "archive.sqlite"
+    LOCKFILE = "run.lock"
 
-    def __init__(self, run_dir: str | Path) -> None:
+    @_names_the_file
+    def __init__(self, run_dir: str | Path, exclusive: bool = True) -> None:
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / self.FILENAME
-        self._conn = _connect(self.path)
-        self._conn.executescript(_SCHEMA)
-        self._records: dict[str, Record] = {r.key: r for r in self._read()}
+        self._lock: int | None = None
+        self._conn: sqlite3.Connection | None = None
+        try:
+            if exclusive:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+                self._lock = _lock(self.run_dir / self.LOCKFILE, f"run {self.run_dir}")
+            self._conn = _connect(self.path)
+            self._conn.executescript(_SCHEMA)
+            self._records: dict[str, Record] = {r.key: r for r in self._read()}
+        except BaseException:
+            self.close()
+            raise
         self.n_validated = sum(r.ok for r in self._records.values())
 
     @classmethod
     def open_existing(cls, run_dir: str | Path) -> RunArchive:
+        """The archive of a run for reading (no lock: a running search may be writing it)."""
         if not (Path(run_dir) / cls.FILENAME).is_file():
             raise ConfigError(f"{run_dir}: not a run directory (no {cls.FILENAME})")
-        return cls(run_dir)
+        return cls(run_dir, exclusive=False)
 
     # --------------------------------------------------------------- metadata
+    @_names_the_file
     def meta(self) -> dict[str, Any]:
         return {k: json.loads(v) for k, v in self._conn.execute("SELECT name, value FROM meta")}
 
+    @_names_the_file
     def bind(self, settings: Mapping[str, Any], details: Mapping[str, Any]) -> bool:
         """Tie the archive to a run's settings; returns True when resuming.
 
@@ -125,6 +169,7 @@ class RunArchive:
                 self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, json.dumps(value)))
         return False
 
+    @_names_the_file
     def set_meta(self, name: str, value: Any) -> None:
         self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, json.dumps(value)))
 
@@ -142,6 +187,7 @@ class RunArchive:
         """Every evaluation, in completion order."""
         return list(self._records.values())
 
+    @_names_the_file
     def add(self, key: str, config: Mapping[str, Any], metrics: Mapping[str, float], error: str | None,
             wall_time: float, cached: bool, step: int, hypervolume: float | None) -> Record:
         """Persist one evaluation now (committed before returning)."""
@@ -163,7 +209,7 @@ class RunArchive:
     def _read(self) -> Iterator[Record]:
         rows = self._conn.execute(
             "SELECT config_key, config, status, metrics, error, wall_time, cached, step, n_validated,"
-            " hypervolume, timestamp FROM evaluations ORDER BY id")
+            " hypervolume, timestamp FROM evaluations ORDER BY id").fetchall()
         for key, config, status, metrics, error, wall, cached, step, n_val, hv, ts in rows:
             yield Record(key, json.loads(config), status, json.loads(metrics), error, wall, bool(cached), step,
                          n_val, hv, ts)
@@ -171,6 +217,7 @@ class RunArchive:
     # --------------------------------------------------------------- predictor diagnostics
     _DIAGNOSTIC_FIELDS = ("predictor", "n_train", "cv_error", "fit_seconds", "kendall_tau", "mae", "n_test")
 
+    @_names_the_file
     def add_diagnostic(self, step: int, objective: str, values: Mapping[str, Any]) -> None:
         """Store predictor diagnostics of one outer iteration and objective (fields merge)."""
         fields = {k: _nan_to_none(v) if isinstance(v, float) else v for k, v in values.items()
@@ -188,12 +235,14 @@ class RunArchive:
             f" ON CONFLICT (step, objective) DO UPDATE SET {updates}",
             (step, objective, *fields.values()))
 
+    @_names_the_file
     def diagnostics(self) -> list[dict[str, Any]]:
         cur = self._conn.execute("SELECT * FROM diagnostics ORDER BY step, objective")
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row)) for row in cur]
 
     # --------------------------------------------------------------- export
+    @_names_the_file
     def export_csv(self, path: str | Path, metric_names: list[str] | None = None, limit: int | None = None) -> Path:
         """One row per evaluation: order, status, metrics, hypervolume, timing, config
         (the first ``limit`` evaluations when given)."""
@@ -214,7 +263,32 @@ class RunArchive:
         return path
 
     def close(self) -> None:
-        self._conn.close()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self._lock is not None:
+            os.close(self._lock)  # releases the flock
+            self._lock = None
+
+
+def _lock(path: Path, what: str) -> int:
+    """An open descriptor of ``path`` holding an exclusive flock, with this PID written in
+    it; LinasError naming the holder's PID when another process holds it. The kernel
+    releases the lock when the descriptor is closed or the process dies (even by SIGKILL),
+    so no stale lock outlives its run."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise LinasError(f"{what} is in use by process {holder}") from None
+    except BaseException:
+        os.close(fd)
+        raise
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
 
 
 def _nan_to_none(x: float | None) -> float | None:
@@ -224,6 +298,7 @@ def _nan_to_none(x: float | None) -> float | None:
 class EvaluationCache:
     """Successful measurements shared across runs, keyed by evaluator identity and config key."""
 
+    @_names_the_file
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).expanduser()
         self._conn = _connect(self.path)
@@ -231,15 +306,18 @@ class EvaluationCache:
                            " metrics TEXT NOT NULL, wall_time REAL NOT NULL, timestamp REAL NOT NULL,"
                            " PRIMARY KEY (evaluator, config_key))")
 
+    @_names_the_file
     def get(self, evaluator: str, key: str) -> tuple[dict[str, float], float] | None:
         row = self._conn.execute("SELECT metrics, wall_time FROM cache WHERE evaluator = ? AND config_key = ?",
                                  (evaluator, key)).fetchone()
         return None if row is None else (json.loads(row[0]), row[1])
 
+    @_names_the_file
     def put(self, evaluator: str, key: str, metrics: Mapping[str, float], wall_time: float) -> None:
         self._conn.execute("INSERT OR IGNORE INTO cache VALUES (?, ?, ?, ?, ?)",
                            (evaluator, key, json.dumps(dict(metrics)), wall_time, time.time()))
 
+    @_names_the_file
     def __len__(self) -> int:
         return self._conn.execute("SELECT COUNT(*) FROM cache").fetchone()[0]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -20,8 +21,8 @@ def _search(args: argparse.Namespace) -> int:
         overrides["output"] = args.output
     if args.seeds:
         overrides["seeds"] = args.seeds
-    if args.budget:
-        overrides["budget"] = args.budget
+    if args.budget is not None:
+        overrides["budget"] = _positive_budget(args.budget)
     config = load_experiment(args.config, overrides)
     experiment = Experiment.build(config)
     print(f"{config.name}: {len(config.strategies)} strategies x {len(config.seeds)} seeds, "
@@ -35,7 +36,7 @@ def _report(args: argparse.Namespace) -> int:
     from linas.report import load_run, report_run
 
     run = load_run(args.run_dir)
-    out = Path(args.output or Path(args.run_dir) / "report")
+    out = _output_dir(args.output or Path(args.run_dir) / "report")
     for p in report_run(run, out):
         print(p)
     print(f"{run.label} seed {run.seed}: {len(run.hv)} validated, final HV {run.final_hv:.4f}")
@@ -46,15 +47,28 @@ def _compare(args: argparse.Namespace) -> int:
     from linas.experiment import run_dirs
     from linas.report import compare_runs, load_run, report_comparison
 
-    if args.budget is not None and args.budget < 1:
-        raise LinasError(f"--budget must be a positive number of validations, not {args.budget}")
-    runs = [load_run(p, args.budget) for p in run_dirs(args.run_dirs)]
-    out = Path(args.output or "comparison")
+    budget = None if args.budget is None else _positive_budget(args.budget)
+    out = _output_dir(args.output or "comparison")
+    runs = [load_run(p, budget) for p in run_dirs(args.run_dirs)]
     report_comparison(runs, out, args.targets)
     comparison = compare_runs(runs, args.targets)
     print(comparison.final.to_string(index=False))
     print(f"plots and tables written to {out}/")
     return 0
+
+
+def _positive_budget(budget: int) -> int:
+    if budget < 1:
+        raise LinasError(f"--budget must be a positive number of validations, not {budget}")
+    return budget
+
+
+def _output_dir(path: str | Path) -> Path:
+    """Where a command writes its files: refused at once when it exists but is no folder."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise LinasError(f"{out}: exists and is not a directory; name a folder with -o")
+    return out
 
 
 def _plugin(registry_name: str):
@@ -131,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except LinasError as exc:
         print(f"linas: error: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, sqlite3.Error) as exc:  # a file or database problem no command anticipated
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print(f"linas: error: {where}{getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("linas: interrupted; everything validated so far is saved - run the same command to resume",

@@ -57,3 +57,49 @@ def test_cache_is_keyed_by_evaluator_identity(tmp_path):
 def test_opening_a_folder_without_an_archive_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="not a run directory"):
         RunArchive.open_existing(tmp_path)
+
+
+def test_a_run_is_locked_by_the_archive_that_writes_it(tmp_path):
+    import os
+
+    from linas.errors import LinasError
+
+    writer = RunArchive(tmp_path)
+    assert (tmp_path / "run.lock").read_text().strip() == str(os.getpid())
+    with pytest.raises(LinasError, match=f"^run {tmp_path} is in use by process {os.getpid()}$"):
+        RunArchive(tmp_path)
+    reader = RunArchive.open_existing(tmp_path)  # reports read a running search without the lock
+    assert len(reader) == 0
+    reader.close()
+    writer.close()
+    RunArchive(tmp_path).close()  # released on close
+
+
+def test_a_second_search_of_a_running_experiment_stops_at_once_and_a_killed_one_leaves_no_lock(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from helpers import synthetic_config
+
+    synthetic_config(tmp_path, budget=400, strategies=[{"name": "random", "options": {"population": 10}}],
+                     evaluator={"name": "synthetic_mbv3", "options": {"delay": 0.05}})
+    command = [sys.executable, "-m", "linas.cli", "search", str(tmp_path / "exp.yaml"), "--no-progress"]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run_dir = tmp_path / "runs" / "random" / "seed0"
+    try:
+        deadline = time.time() + 120
+        while not (run_dir / "run.lock").exists() or not (run_dir / "run.lock").read_text().strip():
+            assert first.poll() is None and time.time() < deadline, first.communicate()
+            time.sleep(0.05)
+        second = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert first.poll() is None  # the second stopped while the first still runs (400 x 50 ms)
+        assert second.returncode == 2
+        assert second.stderr.strip() == f"linas: error: run {run_dir} is in use by process {first.pid}"
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    archive = RunArchive(run_dir)  # the kernel released the lock of the killed process
+    assert archive.n_validated < 400
+    archive.close()
