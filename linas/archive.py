@@ -270,6 +270,12 @@ class RunArchive:
             os.close(self._lock)  # releases the flock
             self._lock = None
 
+    def __enter__(self) -> RunArchive:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def _lock(path: Path, what: str) -> int:
     """An open descriptor of ``path`` holding an exclusive flock, with this PID written in

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sqlite3
 import sys
 from pathlib import Path
@@ -35,24 +36,29 @@ def _search(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from linas.report import load_run, report_run
 
-    run = load_run(args.run_dir)
     out = _output_dir(args.output or Path(args.run_dir) / "report")
-    for p in report_run(run, out):
-        print(p)
-    print(f"{run.label} seed {run.seed}: {len(run.hv)} validated, final HV {run.final_hv:.4f}")
+    with load_run(args.run_dir) as run:
+        for p in report_run(run, out):
+            print(p)
+        print(f"{run.label} seed {run.seed}: {len(run.hv)} validated, final HV {run.final_hv:.4f}")
     return 0
 
 
 def _compare(args: argparse.Namespace) -> int:
     from linas.experiment import run_dirs
-    from linas.report import compare_runs, load_run, report_comparison
+    from linas.report import compare_runs, load_run, report_comparison, unfinished
 
     budget = None if args.budget is None else _positive_budget(args.budget)
     out = _output_dir(args.output or "comparison")
-    runs = [load_run(p, budget) for p in run_dirs(args.run_dirs)]
-    report_comparison(runs, out, args.targets)
-    comparison = compare_runs(runs, args.targets)
+    with contextlib.ExitStack() as stack:
+        runs = [stack.enter_context(load_run(p, budget)) for p in run_dirs(args.run_dirs)]
+        for line in unfinished(runs, budget):
+            print(f"linas: warning: {line}", file=sys.stderr)
+        comparison = compare_runs(runs, args.targets, args.reference)
+        report_comparison(runs, out, comparison=comparison)
     print(comparison.final.to_string(index=False))
+    print()
+    print(comparison.reach.to_string(index=False))
     print(f"plots and tables written to {out}/")
     return 0
 
@@ -123,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--targets", type=float, nargs="+", help="target hypervolumes for the table")
     p.add_argument("--budget", type=int, help="compare the runs as they stood after this many validations "
                                               "(default: all of each run)")
+    p.add_argument("--reference", metavar="STRATEGY", help="the strategy speed-ups are measured for "
+                                                           "(default: the first)")
     p.set_defaults(func=_compare)
 
     p = sub.add_parser("train-supernet", help="train a supernet from a YAML config",

@@ -11,15 +11,13 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # the object API: no pyplot state, no backend chosen at import
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from linas.archive import RunArchive  # noqa: E402
+from linas.errors import LinasError  # noqa: E402
 from linas.hypervolume import nondominated  # noqa: E402
 from linas.objectives import Objective  # noqa: E402
 
@@ -43,6 +41,16 @@ class Run:
     @property
     def final_hv(self) -> float:
         return float(self.hv[-1]) if len(self.hv) else 0.0
+
+    def close(self) -> None:
+        """Close the run's archive (``with load_run(...) as run:`` does it)."""
+        self.archive.close()
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def export_csv(self, path: str | Path) -> Path:
         """The run's evaluations as CSV, up to its budget."""
@@ -85,6 +93,20 @@ def load_run(run_dir: str | Path, budget: int | None = None) -> Run:
                float(meta.get("wall_time_s", float("nan"))) if n_records is None else float("nan"), n_records)
 
 
+def unfinished(runs: list[Run], budget: int | None = None) -> list[str]:
+    """One line per run that stopped short of its budget (or of ``budget``, when comparing the
+    runs as they stood then) without its strategy running out of networks: killed, or still
+    running."""
+    lines = []
+    for r in runs:
+        meta = r.archive.meta()
+        wanted = int(meta.get("budget") or 0)
+        wanted = min(wanted, budget) if budget else wanted
+        if len(r.hv) < wanted and meta.get("status") != "exhausted":
+            lines.append(f"{r.path}: {r.label} seed {r.seed} is unfinished ({len(r.hv)} of {wanted} validations)")
+    return lines
+
+
 def pareto_front(run: Run) -> np.ndarray:
     signs = np.array([o.sign for o in run.objectives])
     return run.values[nondominated(run.values * signs)]
@@ -96,14 +118,15 @@ def report_run(run: Run, out_dir: str | Path) -> list[Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = [run.export_csv(out / "evaluations.csv")]
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     ax.plot(np.arange(1, len(run.hv) + 1), run.hv)
     ax.set(xlabel="validations", ylabel="normalized hypervolume", title=f"{run.label}, seed {run.seed}")
     ax.grid(alpha=0.3)
     paths.append(_save(fig, out / "hv_curve.png"))
     if len(run.objectives) >= 2:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        _scatter_front(ax, run, run.label, "C0")
+        fig = Figure(figsize=(6, 4))
+        _scatter_front(fig.subplots(), run, run.label, "C0")
         paths.append(_save(fig, out / "pareto_front.png"))
     diagnostics = run.diagnostics()
     if diagnostics:
@@ -126,10 +149,9 @@ def _scatter_front(ax, run: Run, label: str, color: str, all_points: bool = True
     ax.legend()
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig: Figure, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    fig.savefig(path, dpi=120)  # a PNG through Agg, whatever backend the process uses
     return path
 
 
@@ -176,11 +198,23 @@ class Comparison:
     targets: list[float]
 
 
-def compare_runs(runs: list[Run], targets: list[float] | None = None, reference: str = "linas") -> Comparison:
-    """Tables of a comparison. ``reference`` is the strategy that speed-ups are measured for:
-    ``speedup`` of another strategy's row is its median validations to reach the target
-    divided by the reference's (how many times fewer validations the reference needed)."""
+def compare_runs(runs: list[Run], targets: list[float] | None = None, reference: str | None = None
+                 ) -> Comparison:
+    """Tables of a comparison. ``reference`` is the strategy that speed-ups are measured for
+    (default: the first): ``speedup`` of another strategy's row is its median validations to
+    reach the target divided by the reference's (how many times fewer validations the
+    reference needed).
+
+    A run that never reaches a target is censored at its last validation, not dropped:
+    its entry reads ``>N`` (it needs more than the N validations it had), a median that
+    falls among censored runs reads ``> M`` (a lower bound), and so does a speed-up over
+    a strategy whose median is censored (``< x`` when the reference's median is).
+    """
     groups = group_runs(runs)
+    if reference is None:
+        reference = next(iter(groups))
+    elif reference not in groups:
+        raise LinasError(f"reference strategy '{reference}' is not among the runs: {', '.join(groups)}")
     final_rows = []
     for label, rs in groups.items():
         f = np.array([r.final_hv for r in rs])
@@ -197,15 +231,16 @@ def compare_runs(runs: list[Run], targets: list[float] | None = None, reference:
         for label, rs in groups.items():
             needed = [validations_to_reach(r.hv, t) for r in rs]
             got = [n for n in needed if n is not None]
-            medians[label] = float(np.median(got)) if got else None
+            medians[label] = censored_median([(n, False) if n else (len(r.hv), True) for n, r in zip(needed, rs)])
             reach_rows.append({"target_hv": t, "strategy": label, "reached": f"{len(got)}/{len(rs)}",
-                               "median_validations": medians[label],
-                               "mean_validations": float(np.mean(got)) if got else None,
-                               "per_seed": " ".join("-" if n is None else str(n) for n in needed)})
-        ref = medians.get(reference)
+                               "median_validations": _bounded(*medians[label]),
+                               "mean_validations": float(np.mean(got)) if got else None,  # of those that reached
+                               "per_seed": " ".join(f">{len(r.hv)}" if n is None else str(n)
+                                                    for n, r in zip(needed, rs))})
+        ref = medians[reference]
         for row in reach_rows[-len(groups):]:
-            other = medians[row["strategy"]]
-            row[f"{reference}_speedup"] = other / ref if ref and other and row["strategy"] != reference else None
+            row[f"{reference}_speedup"] = None if row["strategy"] == reference else _speedup(
+                medians[row["strategy"]], ref)
     wil_rows = []
     for a, b in itertools.combinations(groups, 2):
         seeds = sorted({r.seed for r in groups[a]} & {r.seed for r in groups[b]})
@@ -217,6 +252,32 @@ def compare_runs(runs: list[Run], targets: list[float] | None = None, reference:
         wil_rows.append({"a": a, "b": b, "paired_seeds": len(seeds), "mean_diff": float(np.mean(fa - fb))
                          if seeds else float("nan"), "wilcoxon_p": p})
     return Comparison(final, pd.DataFrame(reach_rows), pd.DataFrame(wil_rows), targets)
+
+
+def censored_median(values: list[tuple[float, bool]]) -> tuple[float, bool]:
+    """``(median, is_lower_bound)`` of ``(value, censored)`` pairs, a censored value meaning
+    "more than value". The median is exact when it falls among uncensored values; else it
+    is the median of the values as lower bounds, and only a lower bound."""
+    exact = np.median([np.inf if c else v for v, c in values])
+    if np.isfinite(exact):
+        return float(exact), False
+    return float(np.median([v for v, _ in values])), True
+
+
+def _bounded(value: float, lower_bound: bool) -> float | str:
+    return f"> {value:g}" if lower_bound else value
+
+
+def _speedup(other: tuple[float, bool], ref: tuple[float, bool]) -> float | str | None:
+    """``other / ref`` of two censored medians: exact, ``> x``, ``< x`` or unknown (None)."""
+    (o, o_bound), (r, r_bound) = other, ref
+    if o_bound and r_bound or not r:
+        return None
+    if o_bound:
+        return f"> {o / r:.3g}"
+    if r_bound:
+        return f"< {o / r:.3g}"
+    return o / r
 
 
 def _machines(runs: list[Run]) -> list[str]:
@@ -232,15 +293,18 @@ def _machines(runs: list[Run]) -> list[str]:
     return [f"{text}: {len(names)} run(s)" for text, names in seen.items()]
 
 
-def report_comparison(runs: list[Run], out_dir: str | Path, targets: list[float] | None = None) -> list[Path]:
-    """HV-curve plot (mean and 95% band per strategy), Pareto fronts, and tables (CSV and Markdown)."""
+def report_comparison(runs: list[Run], out_dir: str | Path, targets: list[float] | None = None,
+                      comparison: Comparison | None = None) -> list[Path]:
+    """HV-curve plot (mean and 95% band per strategy), Pareto fronts, and tables (CSV and Markdown)
+    of ``comparison`` (by default :func:`compare_runs` of ``runs`` and ``targets``)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     groups = group_runs(runs)
-    comparison = compare_runs(runs, targets)
+    comparison = comparison or compare_runs(runs, targets)
     # Left: the whole run; right: from a tenth of the budget on, where the first steep
     # rise no longer sets the scale and small differences between strategies show.
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig = Figure(figsize=(12, 4.5))
+    axes = fig.subplots(1, 2)
     curves = []
     for i, (label, rs) in enumerate(groups.items()):
         m = hv_matrix(rs)
@@ -258,7 +322,8 @@ def report_comparison(runs: list[Run], out_dir: str | Path, targets: list[float]
     axes[1].set_title(f"from validation {start} on")
     axes[0].legend()
     paths = [_save(fig, out / "hv_curves.png")]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
     for i, (label, rs) in enumerate(groups.items()):
         _scatter_front(ax, rs[0], f"{label} (seed {rs[0].seed})", f"C{i}", all_points=False)
     ax.set_title("validated Pareto fronts")
@@ -268,7 +333,10 @@ def report_comparison(runs: list[Run], out_dir: str | Path, targets: list[float]
     comparison.wilcoxon.to_csv(out / "wilcoxon.csv", index=False)
     md = out / "comparison.md"
     md.write_text("## Final hypervolume\n\n" + comparison.final.to_markdown(index=False, floatfmt=".4f")
-                  + "\n\n## Validations needed to reach a hypervolume (runs that never reach it count as '-')\n\n"
+                  + "\n\n## Validations needed to reach a hypervolume\n\n"
+                  "A run that never reaches it counts as `>N` (more than its N validations); a median "
+                  "among those is a lower bound (`> M`), and so is a speed-up over it. `reached`: how "
+                  "many runs reached it; `mean_validations`: over those.\n\n"
                   + comparison.reach.to_markdown(index=False, floatfmt=".4g")
                   + "\n\n## Wilcoxon signed-rank test on final hypervolume over paired seeds\n\n"
                   + comparison.wilcoxon.to_markdown(index=False, floatfmt=".4g") + "\n"

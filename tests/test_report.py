@@ -37,3 +37,86 @@ def test_shorter_runs_are_held_at_their_last_value():
     m = hv_matrix([R([0.1, 0.2, 0.3]), R([0.5])])
     assert m.tolist() == [[0.1, 0.2, 0.3], [0.5, 0.5, 0.5]]
 
+
+
+class FakeRun:
+    """What compare_runs reads of a run."""
+
+    def __init__(self, label, seed, reach_at, length=60):
+        self.label, self.seed, self.targets, self.wall_time_s = label, seed, [], 1.0
+        self.hv = np.full(length, 0.4)
+        if reach_at is not None:
+            self.hv[reach_at - 1:] = 0.6
+
+    @property
+    def final_hv(self):
+        return float(self.hv[-1])
+
+
+def reach_rows(comparison, target=0.5):
+    return comparison.reach[comparison.reach["target_hv"] == target].set_index("strategy")
+
+
+def values(column):
+    return [None if x is None or x != x else x for x in column]  # NaN or None: no value
+
+
+def test_runs_that_never_reach_a_target_are_censored_at_their_budget_not_dropped():
+    from linas.report import compare_runs
+
+    runs = ([FakeRun("a", s, n) for s, n in enumerate([10, 20, 30])]
+            + [FakeRun("b", s, n) for s, n in enumerate([40, None, None])]
+            + [FakeRun("c", s, n) for s, n in enumerate([10, 50, None])])
+    rows = reach_rows(compare_runs(runs, [0.5]))
+    assert rows["reached"].tolist() == ["3/3", "1/3", "2/3"]
+    assert rows.loc["a", "median_validations"] == 20
+    assert rows.loc["b", "median_validations"] == "> 60"  # most runs of b needed more than their 60
+    assert rows.loc["c", "median_validations"] == 50  # the median falls on a run that reached it
+    assert rows.loc["b", "per_seed"] == "40 >60 >60"
+    assert rows.loc["b", "mean_validations"] == 40  # of the runs that reached it
+    # Speed-ups of the reference (the first strategy, a): a lower bound against b's censored median.
+    assert values(rows["a_speedup"]) == [None, "> 3", 2.5]
+
+    rows = reach_rows(compare_runs(runs, [0.5], reference="b"))
+    assert values(rows["b_speedup"]) == ["< 0.333", None, "< 0.833"]  # b's own median is a lower bound
+    nobody = reach_rows(compare_runs(runs, [0.7]), 0.7)
+    assert nobody["reached"].tolist() == ["0/3"] * 3 and values(nobody["a_speedup"]) == [None] * 3
+
+
+def test_an_unknown_reference_strategy_is_one_line():
+    from linas.errors import LinasError
+    from linas.report import compare_runs
+
+    with pytest.raises(LinasError, match="reference strategy 'linas' is not among the runs: a, b"):
+        compare_runs([FakeRun("a", 0, 5), FakeRun("b", 0, 5)], [0.5], reference="linas")
+
+
+def test_compare_warns_about_unfinished_runs_and_writes_censored_tables(tmp_path, capsys):
+    import sqlite3
+
+    from linas.cli import main
+
+    from helpers import synthetic_config
+
+    synthetic_config(tmp_path, budget=6, seeds=[0, 1], strategies=[{"name": "random", "options": {"population": 6}},
+                                                                   {"name": "nsga2", "options": {"population": 6}}])
+    assert main(["search", str(tmp_path / "exp.yaml"), "--no-progress"]) == 0
+    runs = tmp_path / "runs"
+    with sqlite3.connect(runs / "random" / "seed1" / "archive.sqlite") as conn:  # as if killed short of 12
+        conn.execute("UPDATE meta SET value = '12' WHERE name = 'budget'")
+    with sqlite3.connect(runs / "nsga2" / "seed1" / "archive.sqlite") as conn:  # ran out of networks at 6
+        conn.execute("UPDATE meta SET value = '12' WHERE name = 'budget'")
+        conn.execute("""UPDATE meta SET value = '"exhausted"' WHERE name = 'status'""")
+    capsys.readouterr()
+    assert main(["compare", str(runs), "-o", str(tmp_path / "cmp"), "--targets", "0.99",
+                 "--reference", "random"]) == 0
+    out, err = capsys.readouterr()
+    assert err.strip().splitlines() == [f"linas: warning: {runs / 'random' / 'seed1'}: random seed 1 is unfinished "
+                                        "(6 of 12 validations)"]
+    assert "> 6" in out and "random_speedup" in out  # nobody reaches 0.99: censored at 6
+    md = (tmp_path / "cmp" / "comparison.md").read_text()
+    assert ">6 >6" in md and "a lower bound" in md
+    assert main(["compare", str(runs), "-o", str(tmp_path / "cut"), "--budget", "6"]) == 0
+    assert capsys.readouterr().err == ""  # as they stood after 6 validations, every run was complete
+    assert main(["compare", str(runs), "--reference", "annealing"]) == 2
+    assert "reference strategy 'annealing' is not among the runs" in capsys.readouterr().err
