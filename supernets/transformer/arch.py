@@ -9,7 +9,7 @@ the :class:`Arch` alone (no torch), so the search engine can ask for them cheapl
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from linas.errors import ConfigError
@@ -63,13 +63,6 @@ class Arch:
     @property
     def decoder_layers(self) -> int:
         return len(self.decoder_ffn)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Arch:
-        return cls(**data)
 
     def fits_in(self, other: Arch) -> bool:
         """Whether every width is at most ``other``'s (so its weights are first-k slices of it)."""
