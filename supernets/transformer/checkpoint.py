@@ -5,8 +5,13 @@ A checkpoint directory holds
 - ``supernet.pt``: the weights (fp16 by default, to keep the file small), the space name,
   the widths that are not search variables, the update count and the training settings;
 - ``tokenizer/``: the shared subword tokenizer (``save_pretrained``);
-- ``train_state.pt`` (training only): fp32 weights, optimizer and position, for an exact
-  resume. It is large and is not meant to be committed.
+- ``train_state/`` (training only): fp32 weights, Adam moments and the run's position,
+  in shards small enough to commit (see :mod:`supernets.transformer.train_state`).
+
+``positions`` in ``supernet.pt`` says how sinusoidal positions were computed: ``"sliced"``
+(at the SuperTransformer's width, sliced to the active one, as HAT). Checkpoints of the
+first recipe have no entry; they computed positions at the active width and are loaded
+that way, so their subnets score as they did.
 """
 
 from __future__ import annotations
@@ -24,7 +29,10 @@ from supernets.transformer.data import load_tokenizer
 from supernets.transformer.model import SuperTransformer
 
 WEIGHTS = "supernet.pt"
-TRAIN_STATE = "train_state.pt"
+TRAIN_STATE = "train_state"
+POSITIONS = "sliced"
+# position_dims for a SuperTransformer that computes positions at the active width (first recipe).
+LEGACY_POSITION_DIMS = (0, 0)
 TOKENIZER = "tokenizer"
 
 
@@ -41,6 +49,7 @@ def save_weights(net: SuperTransformer, directory: Path, step: int, settings: di
     state = {k: (v.half() if half and v.is_floating_point() else v).clone() for k, v in net.state_dict().items()}
     payload = {"model": state, "space": net.space.name, "vocab_size": net.arch.vocab_size,
                "qkv_dim": net.arch.qkv_dim, "dropout": net.dropout_p, "step": step, "settings": settings,
+               "positions": POSITIONS,
                **(extra or {})}
     path = directory / WEIGHTS
     save_atomic(payload, path)
@@ -58,7 +67,7 @@ def load_supernet(directory: str | Path, device: str = "cpu") -> tuple[SuperTran
     payload = read_torch_file(path, device)
     try:
         net = SuperTransformer(get_space(payload["space"]), payload["vocab_size"], payload["qkv_dim"],
-                               payload.get("dropout", 0.1))
+                               payload.get("dropout", 0.1), position_dims=position_dims_of(payload, path))
         load_weights(net, payload["model"], path)
     except KeyError as exc:
         raise LinasError(f"{path}: not a SuperTransformer checkpoint (no {exc})") from None
@@ -67,6 +76,16 @@ def load_supernet(directory: str | Path, device: str = "cpu") -> tuple[SuperTran
     meta = {k: v for k, v in payload.items() if k != "model"}
     meta["sha256"] = file_hash(path)
     return net, tokenizer, meta
+
+
+def position_dims_of(payload: dict[str, Any], path: Path) -> tuple[int, int] | None:
+    """``position_dims`` for the SuperTransformer of a checkpoint (``None``: the supernet's widths)."""
+    kind = payload.get("positions")
+    if kind is None:
+        return LEGACY_POSITION_DIMS
+    if kind != POSITIONS:
+        raise LinasError(f"{path}: unknown position embedding '{kind}' (this code knows '{POSITIONS}')")
+    return None
 
 
 def read_torch_file(path: Path, device: str = "cpu") -> dict[str, Any]:

@@ -47,9 +47,16 @@ class TransformerModel(nn.Module):
     """Encoder-decoder Transformer with shared source/target/output embeddings and post-LayerNorm."""
 
     def __init__(self, arch: Arch, dropout: float = 0.1, pad_id: int = PAD, bos_id: int = BOS,
-                 eos_id: int = EOS) -> None:
+                 eos_id: int = EOS, position_dims: tuple[int, int] | None = None) -> None:
         super().__init__()
         self.arch = arch
+        # As in HAT, sinusoidal positions are computed at the SuperTransformer's (encoder,
+        # decoder) widths and sliced to the active width, so a SubTransformer sees the same
+        # position features it was trained with inside the supernet. An extracted
+        # SubTransformer inherits the super widths; ``None`` means this model's own widths.
+        # ``(0, 0)`` reproduces the first recipe (positions computed at the active width),
+        # which checkpoints without a ``positions`` entry were trained with.
+        self.position_dims = position_dims or (arch.encoder_embed_dim, arch.decoder_embed_dim)
         self.pad_id, self.bos_id, self.eos_id = pad_id, bos_id, eos_id
         e, d = arch.encoder_embed_dim, arch.decoder_embed_dim
         self.embed = nn.Embedding(arch.vocab_size, max(e, d), padding_idx=pad_id)
@@ -83,15 +90,16 @@ class TransformerModel(nn.Module):
         self.active = arch
 
     # ------------------------------------------------------------------ forward
-    def _embed(self, tokens: Tensor, dim: int, positions: Tensor) -> Tensor:
+    def _embed(self, tokens: Tensor, dim: int, positions: Tensor, full_dim: int) -> Tensor:
         x = self.embed.weight[:, :dim][tokens] * math.sqrt(dim)
-        return self.dropout(x + sinusoidal_positions(positions, dim).to(x.dtype))
+        pos = sinusoidal_positions(positions, max(full_dim, dim))[..., :dim]
+        return self.dropout(x + pos.to(x.dtype))
 
     def encode(self, src_tokens: Tensor) -> EncoderOut:
         """Run the encoder on ``src_tokens [B, S]`` (padded with ``pad_id`` on the right)."""
         pad = src_tokens.eq(self.pad_id)
         positions = torch.arange(src_tokens.shape[1], device=src_tokens.device).expand_as(src_tokens)
-        x = self._embed(src_tokens, self.active.encoder_embed_dim, positions)
+        x = self._embed(src_tokens, self.active.encoder_embed_dim, positions, self.position_dims[0])
         mask = pad[:, None, None, :]
         outs = []
         for layer in self.encoder[: self.active.encoder_layers]:
@@ -116,7 +124,7 @@ class TransformerModel(nn.Module):
             tokens = prev_tokens
             positions = torch.arange(t, device=prev_tokens.device).expand_as(prev_tokens)
             causal = torch.ones(t, t, dtype=torch.bool, device=prev_tokens.device).triu(1)
-        x = self._embed(tokens, d, positions)
+        x = self._embed(tokens, d, positions, self.position_dims[1])
         for i, layer in enumerate(self.decoder[: self.active.decoder_layers]):
             x = layer(x, encoder_out.layers, encoder_out.pad_mask, causal, None if cache is None else cache[i])
         return torch.nn.functional.linear(x, self.embed.weight[:, :d])
@@ -145,8 +153,9 @@ class SuperTransformer(TransformerModel):
     """
 
     def __init__(self, space: SearchSpace, vocab_size: int, qkv_dim: int, dropout: float = 0.1,
-                 pad_id: int = PAD, bos_id: int = BOS, eos_id: int = EOS) -> None:
-        super().__init__(super_arch(space, vocab_size, qkv_dim), dropout, pad_id, bos_id, eos_id)
+                 pad_id: int = PAD, bos_id: int = BOS, eos_id: int = EOS,
+                 position_dims: tuple[int, int] | None = None) -> None:
+        super().__init__(super_arch(space, vocab_size, qkv_dim), dropout, pad_id, bos_id, eos_id, position_dims)
         self.space = space
         self.dropout_p = dropout
         self._active_config = space.to_config(space.from_config(
@@ -166,7 +175,8 @@ class SuperTransformer(TransformerModel):
 
     def get_active_subnet(self) -> TransformerModel:
         """A standalone :class:`TransformerModel` with the active subnet's widths and weights."""
-        sub = TransformerModel(self.active, self.dropout_p, self.pad_id, self.bos_id, self.eos_id)
+        sub = TransformerModel(self.active, self.dropout_p, self.pad_id, self.bos_id, self.eos_id,
+                               self.position_dims)
         source = self.state_dict()
         with torch.no_grad():
             for name, param in sub.state_dict().items():
