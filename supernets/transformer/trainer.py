@@ -287,7 +287,7 @@ class Trainer:
             record[f"{name}_shuffled"] = round(validation_loss(self.net, self.valid_shuffled), 4)
         self.log(f"valid update {self.step} stage {self.stage}: " + ", ".join(
             f"{n} {record[n]:.3f} (shuffled source {record[n + '_shuffled']:.3f}, "
-            f"+{record[n + '_shuffled'] - record[n]:.3f})" for n in ("largest", "smallest")))
+            f"{record[n + '_shuffled'] - record[n]:+.3f})" for n in ("largest", "smallest")))
         return record
 
     # ------------------------------------------------------------------ training
