@@ -77,6 +77,21 @@ def _output_dir(path: str | Path) -> Path:
     return out
 
 
+def _import(args: argparse.Namespace) -> int:
+    from linas.importing import import_csv
+
+    columns = {}
+    for item in args.metric or []:
+        name, sep, column = item.partition("=")
+        if not sep or not name or not column:
+            raise LinasError(f"--metric takes NAME=COLUMN, not {item!r}")
+        columns[name] = column
+    result = import_csv(args.csv, args.config, args.label, args.seed, columns, args.config_column)
+    print(f"{result.run_dir}: {result.n_validated} validated, {result.n_failed} failed, "
+          f"{result.n_duplicates} repeated networks skipped (of {result.n_rows} rows), final HV {result.hypervolume:.4f}")
+    return 0
+
+
 def _plugin(registry_name: str):
     def run(args: argparse.Namespace) -> int:
         from linas import extensions
@@ -132,6 +147,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", metavar="STRATEGY", help="the strategy speed-ups are measured for "
                                                            "(default: the first)")
     p.set_defaults(func=_compare)
+
+    p = sub.add_parser("import", help="outside results (a CSV) as a run, for linas compare",
+                       description="Store a CSV of networks and metrics, in evaluation order (e.g. DyNAS-T's "
+                                   "results CSV), as the run OUTPUT/LABEL/seedK of an experiment config, with "
+                                   "its hypervolume curve in the config's normalization.")
+    p.add_argument("csv", help="CSV: one row per evaluation, in order")
+    p.add_argument("--config", required=True, help="experiment YAML (space, objectives, bounds, output)")
+    p.add_argument("--label", required=True, help="name of the imported strategy in comparisons")
+    p.add_argument("--seed", type=int, required=True, help="seed to pair the run with")
+    p.add_argument("--metric", action="append", metavar="NAME=COLUMN",
+                   help="column of a metric (repeatable; default: columns named as the metrics, DyNAS-T's headers)")
+    p.add_argument("--config-column", help="column holding each network (default: Sub-network, config, subnet, "
+                                           "network or arch; else one column per variable)")
+    p.set_defaults(func=_import)
 
     p = sub.add_parser("train-supernet", help="train a supernet from a YAML config",
                        description="Train the supernet named by the config's 'supernet' key.")
