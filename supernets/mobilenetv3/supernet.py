@@ -35,7 +35,7 @@ from linas.spaces.ofa_mbv3 import (
     params,
 )
 
-from .arch import BlockSpec, _space, max_config, min_config, net_spec, stage_widths, subnet_config
+from .arch import BlockSpec, _space, max_config, net_spec, stage_widths, subnet_config
 from .elastic import ElasticMBConv
 from .layers import Classifier, ConvBNAct, MBConv, ResidualBlock
 from .subnet import MobileNetV3Subnet
@@ -110,12 +110,6 @@ class OFAMobileNetV3(nn.Module):
         self._depths = [int(config[f"d_{s}"]) for s in range(N_STAGES)]
         self._config = config
         return dict(config)
-
-    def set_max_subnet(self) -> dict[str, Any]:
-        return self.set_active_subnet(max_config())
-
-    def set_min_subnet(self) -> dict[str, Any]:
-        return self.set_active_subnet(min_config())
 
     def sample_active_subnet(self, rng: np.random.Generator) -> dict[str, Any]:
         """Activate a uniformly sampled subnet; returns its config."""

@@ -13,7 +13,8 @@ from linas.errors import ConfigError
 from linas.evaluator import make_evaluator
 from linas.spaces import get_space
 from supernets.mobilenetv3 import OFAMobileNetV3, max_config
-from supernets.mobilenetv3 import data as data_module
+from supernets.mobilenetv3 import datasets as datasets_module
+from supernets.mobilenetv3 import decoding as decoding_module
 from supernets.mobilenetv3.checkpoint import save_supernet
 from supernets.mobilenetv3.data import DataSettings, ImageFiles, ImageSet, load_split
 
@@ -63,7 +64,7 @@ def _tiny_imagenet(root):
 
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
-    monkeypatch.setattr(data_module, "CACHE", tmp_path / "cache")
+    monkeypatch.setattr(datasets_module, "CACHE", tmp_path / "cache")
 
 
 @pytest.fixture(params=["imagefolder", "tiny_imagenet"])
@@ -84,13 +85,13 @@ def _streamed(settings: DataSettings, workers: int = 2) -> DataSettings:
 def decodes(monkeypatch):
     """Counts the images decoded from disk (a list of their paths)."""
     seen = []
-    decode_one = data_module._decode_one
+    decode_one = decoding_module.decode_one
 
     def counting(path, *args):
         seen.append(path)
         return decode_one(path, *args)
 
-    monkeypatch.setattr(data_module, "_decode_one", counting)
+    monkeypatch.setattr(decoding_module, "decode_one", counting)
     return seen
 
 
@@ -234,3 +235,89 @@ def test_crop_ratio_resizes_the_shorter_side_up_then_crops_the_center_in_both_mo
     with Image.open(root / "train" / "ant" / "0.jpg") as im:  # 12 x 10: shorter side to 16, center 8 x 8
         expected = np.asarray(im.convert("RGB").resize((19, 16), Image.BILINEAR).crop((5, 4, 13, 12)))
     assert np.array_equal(memory.images[0].permute(1, 2, 0).numpy(), expected)
+
+
+# ----------------------------------------------------------------- split modules, random-resized-crop
+def test_data_module_still_exports_what_other_modules_import():
+    from supernets.mobilenetv3 import data, datasets, decoding, imagesets, transforms
+
+    assert data.load_split is datasets.load_split and data.DataSettings is datasets.DataSettings
+    assert data.ImageSet is imagesets.ImageSet and data.ImageFiles is imagesets.ImageFiles
+    assert data.ImageData is imagesets.ImageData and data.subset_index is imagesets.subset_index
+    assert data.decode_one is decoding.decode_one and data.IMAGENET_MEAN == transforms.IMAGENET_MEAN
+    assert data.CACHE == datasets.CACHE
+
+
+def test_random_resized_crop_of_the_whole_image_is_the_image_and_mirror_flips_it():
+    from supernets.mobilenetv3.transforms import resized_crop
+
+    x = torch.rand(2, 3, 8, 8)
+    whole = torch.tensor([[1.0, 1.0, 0.5, 0.5]] * 2)
+    torch.testing.assert_close(resized_crop(x, whole, None, 8), x, rtol=0, atol=1e-6)
+    mirrored = resized_crop(x, whole, torch.tensor([True, False]), 8)
+    torch.testing.assert_close(mirrored[0], x[0].flip(2), rtol=0, atol=1e-6)
+    torch.testing.assert_close(mirrored[1], x[1], rtol=0, atol=1e-6)
+    # The left half, stretched to the full width: what a bilinear resize of that half gives.
+    left = resized_crop(x, torch.tensor([[0.5, 1.0, 0.25, 0.5]] * 2), None, 8)
+    expected = torch.nn.functional.interpolate(x[..., :4], size=(8, 8), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(left[..., :7], expected[..., :7], rtol=0, atol=1e-5)
+    # ... except at the box's right edge, where the pixel beyond the box is blended in, as it is in the image.
+    torch.testing.assert_close(left[..., 7], 0.75 * x[..., 3] + 0.25 * x[..., 4], rtol=0, atol=1e-5)
+    # A box of a quarter of the area, upscaled to 12 x 12 (the training resolution may differ from the load size).
+    assert resized_crop(x, torch.tensor([[0.5, 0.5, 0.5, 0.5]] * 2), None, 12).shape == (2, 3, 12, 12)
+
+
+def test_random_resized_crop_boxes_stay_inside_the_image_and_follow_the_scale():
+    from supernets.mobilenetv3.transforms import Augmentation, draw_augmentation
+
+    aug = Augmentation(resized_crop_scale=(0.35, 1.0))
+    d = draw_augmentation(4000, torch.Generator().manual_seed(0), aug)
+    w, h, cx, cy = d.box.unbind(1)
+    assert (w <= 1).all() and (h <= 1).all() and (cx - w / 2 >= 0).all() and (cx + w / 2 <= 1 + 1e-6).all()
+    assert (cy - h / 2 >= 0).all() and (cy + h / 2 <= 1 + 1e-6).all()
+    area = w * h
+    assert area.min() >= 0.35 * 0.74 and area.max() <= 1.0  # clamping to the image only shrinks large boxes
+    assert 0.4 < d.mirror.float().mean() < 0.6 and d.dy is None
+
+
+def test_random_resized_crop_epochs_are_seeded_and_a_resumed_epoch_skips_exactly(settings):
+    rrc = settings.model_copy(update={"resized_crop_scale": (0.3, 1.0)})
+    data = load_split(rrc, "train")
+
+    def epoch(seed, skip=0, aug=rrc):
+        return _all(data.train_batches(6, 3, torch.Generator().manual_seed(seed), skip=skip,
+                                       augmentation=aug.augmentation()))
+
+    full = epoch(4)
+    _assert_same_batches(epoch(4), full)
+    _assert_same_batches(epoch(4, skip=2), full[2:])
+    assert full[0][0].shape == (3, 3, 6, 6)
+    plain = epoch(4, aug=settings)  # pad-crop: the same images in the same order, other pixels
+    assert all(torch.equal(a[1], b[1]) for a, b in zip(full, plain))
+    assert not all(torch.equal(a[0], b[0]) for a, b in zip(full, plain))
+
+
+def test_resized_crop_settings_are_checked_and_leave_old_identities_alone():
+    settings = DataSettings(kind="tiny_imagenet", root="/data")
+    assert "resized_crop_scale" not in settings.identity()
+    assert settings.model_copy(update={"resized_crop_scale": (0.5, 1.0)}).identity()["resized_crop_scale"] == [0.5, 1]
+    for bad in ({"resized_crop_scale": [0.0, 1.0]}, {"resized_crop_scale": [0.8, 0.5]},
+                {"resized_crop_scale": [0.5, 1.5]}, {"resized_crop_ratio": [2.0, 1.0]}):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            parse(DataSettings, {"kind": "tiny_imagenet", **bad})
+
+
+TINY_IMAGENET = datasets_module.Path("~/.cache/linas/data/tiny-imagenet-200").expanduser()
+
+
+@pytest.mark.skipif(not (TINY_IMAGENET / "wnids.txt").is_file(),
+                    reason="Tiny-ImageNet not unpacked into ~/.cache/linas/data (from ../shared/data/images)")
+def test_real_tiny_imagenet_has_its_200_classes_and_is_listed_in_both_splits():
+    settings = DataSettings(kind="tiny_imagenet", root=str(TINY_IMAGENET), load_size=64, stream=True, workers=0,
+                            resized_crop_scale=(0.35, 1.0))
+    train, val = load_split(settings, "train"), load_split(settings, "val")
+    assert (len(train), len(val), train.n_classes, val.n_classes) == (100_000, 10_000, 200, 200)
+    assert torch.equal(torch.bincount(val.labels, minlength=200), torch.full((200,), 50))
+    x, y = next(train.subset(16, seed=0).train_batches(64, 8, torch.Generator().manual_seed(0),
+                                                      augmentation=settings.augmentation()))
+    assert x.shape == (8, 3, 64, 64) and y.shape == (8,) and -3 < float(x.mean()) < 3

@@ -173,9 +173,9 @@ def _write_images(folder, n, value):
 
 
 def test_imagefolder_layout_is_read_with_sorted_class_labels(tmp_path, monkeypatch):
-    from supernets.mobilenetv3 import data
+    from supernets.mobilenetv3 import datasets
 
-    monkeypatch.setattr(data, "CACHE", tmp_path / "cache")
+    monkeypatch.setattr(datasets, "CACHE", tmp_path / "cache")
     for label, name in enumerate(["cat", "dog"]):
         _write_images(tmp_path / "cifar" / "train" / name, 3, 100 * label)
         _write_images(tmp_path / "cifar" / "test" / name, 2, 100 * label)
@@ -187,9 +187,9 @@ def test_imagefolder_layout_is_read_with_sorted_class_labels(tmp_path, monkeypat
 
 
 def test_tiny_imagenet_validation_labels_come_from_the_annotations(tmp_path, monkeypatch):
-    from supernets.mobilenetv3 import data
+    from supernets.mobilenetv3 import datasets
 
-    monkeypatch.setattr(data, "CACHE", tmp_path / "cache")
+    monkeypatch.setattr(datasets, "CACHE", tmp_path / "cache")
     root = tmp_path / "tiny-imagenet-200"
     wnids = ["n02", "n01"]
     root.mkdir()
@@ -259,3 +259,145 @@ def test_output_folder_holding_another_file_is_a_clear_error(tmp_path):
     save_supernet(out / "checkpoint.pt", OFAMobileNetV3(n_classes=10, width_mult=0.25, dropout=0.0))
     with pytest.raises(LinasError, match="not a training checkpoint"):
         train_supernet(_digits_config(out, eval_images=0))
+
+
+# ----------------------------------------------------------------- stages, exact resume, progress
+STAGED = {"epochs": 2, "stage1_epochs": 1, "batch_size": 64, "n_random": 1, "eval_images": 0}
+STAGED_DATA = {**DIGITS, "flip": True, "resized_crop_scale": [0.3, 1.0]}
+
+
+def _staged_config(out, **train):
+    config = _digits_config(out, **{**STAGED, **train})
+    return config.model_copy(update={"data": parse(DataSettings, STAGED_DATA),
+                                     "model": config.model.model_copy(update={"dropout": 0.2})})
+
+
+def test_stage_one_trains_the_largest_alone_then_the_sandwich_rule_follows(tmp_path, monkeypatch):
+    from supernets.mobilenetv3 import trainer as trainer_module
+
+    calls = []
+    original = trainer_module.OFAMobileNetV3.set_active_subnet
+
+    def spy(self, config):
+        canonical = original(self, config)
+        calls.append("max" if canonical == max_config() else "min" if canonical == min_config() else "random")
+        return canonical
+
+    steps_seen = []
+    original_step = trainer_module.SandwichTrainer.train_step
+
+    def step_spy(self, x, y):
+        calls.clear()
+        out = original_step(self, x, y)
+        steps_seen.append((self.step, tuple(calls)))
+        return out
+
+    monkeypatch.setattr(trainer_module.OFAMobileNetV3, "set_active_subnet", spy)
+    monkeypatch.setattr(trainer_module.SandwichTrainer, "train_step", step_spy)
+    summary = train_supernet(_staged_config(tmp_path, stop_at_step=24))
+    per_epoch = 1348 // 64  # digits: 1,348 training images
+    assert summary["paused_at_step"] == 24
+    assert [s for s, _ in steps_seen] == list(range(1, 25))
+    for step, subnets in steps_seen:
+        assert subnets == (("max",) if step <= per_epoch else ("max", "min", "random")), step
+    log = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    assert [(e["epoch"], e["stage"]) for e in log] == [(1, 1)] and "loss_min" not in log[0]
+
+
+def test_stage1_epochs_beyond_the_total_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="stage1_epochs"):
+        _digits_config(tmp_path, epochs=2, stage1_epochs=3)
+
+
+def test_resume_across_the_stages_equals_an_uninterrupted_run_exactly(tmp_path):
+    """k steps, save, resume for m more == k + m uninterrupted: weights, BN buffers, momentum, random states."""
+    full, paused = tmp_path / "full", tmp_path / "paused"
+    train_supernet(_staged_config(full, stop_at_step=26))
+    for stop in (9, 21, 23, 26):  # mid stage 1, the end of stage 1 (an epoch), inside stage 2, the target
+        result = train_supernet(_staged_config(paused, stop_at_step=stop))
+        assert result["paused_at_step"] == stop
+    a, b = read_weights(full / "checkpoint.pt"), read_weights(paused / "checkpoint.pt")
+    assert a["step"] == b["step"] == 26
+    for k in a["state_dict"]:
+        torch.testing.assert_close(a["state_dict"][k], b["state_dict"][k], rtol=0, atol=0, msg=k)
+    momenta_a = a["optimizer"]["state"]
+    momenta_b = b["optimizer"]["state"]
+    assert momenta_a.keys() == momenta_b.keys() and momenta_a
+    for k in momenta_a:
+        torch.testing.assert_close(momenta_a[k]["momentum_buffer"], momenta_b[k]["momentum_buffer"], rtol=0, atol=0)
+    assert torch.equal(a["torch_rng"], b["torch_rng"]) and a["subnet_rng"] == b["subnet_rng"]
+    assert "resumed from" in (paused / "train.log").read_text()
+
+
+def test_progress_lines_report_stage_speed_and_eta(tmp_path):
+    train_supernet(_staged_config(tmp_path, stop_at_step=24, checkpoint_minutes=0.0))
+    lines = [line for line in (tmp_path / "train.log").read_text().splitlines() if "checkpoint saved" in line]
+    assert len(lines) >= 20
+    assert "stage 1 (largest alone)" in lines[0] and "stage 2 (sandwich)" in lines[-1]
+    assert all("img/s" in line and "ETA" in line for line in lines)
+    assert "step 24/42" in lines[-1]
+
+
+def test_checkpoint_is_written_atomically_and_stays_readable(tmp_path, monkeypatch):
+    train_supernet(_staged_config(tmp_path, stop_at_step=3))
+    before = read_weights(tmp_path / "checkpoint.pt")
+
+    def broken_save(obj, f, *args, **kwargs):
+        f.write(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError):
+        train_supernet(_staged_config(tmp_path, stop_at_step=5))
+    after = read_weights(tmp_path / "checkpoint.pt")  # the interrupted write never replaced it
+    assert after["step"] == before["step"] == 3
+
+
+def test_channels_last_changes_the_layout_not_the_step():
+    from supernets.mobilenetv3.trainer import SandwichTrainer
+
+    config = _staged_config("unused", stage1_epochs=0)
+    train = load_split(config.data, "train")
+    x, y = next(train.train_batches(16, 64, torch.Generator().manual_seed(0), augmentation=config.data.augmentation()))
+    results = []
+    for layout in (True, False):
+        c = config.model_copy(update={"train": config.train.model_copy(update={"channels_last": layout})})
+        trainer = SandwichTrainer(c, train)
+        torch.manual_seed(1)
+        results.append((trainer.train_step(x, y), trainer.net.state_dict()))
+    (la, wa), (lb, wb) = results
+    assert wa["first_conv.conv.weight"].is_contiguous(memory_format=torch.channels_last)
+    assert not wb["first_conv.conv.weight"].is_contiguous(memory_format=torch.channels_last)
+    for k in ("loss_max", "loss_min", "loss_random"):
+        assert la[k] == pytest.approx(lb[k], abs=1e-5)
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=1e-5, msg=k)
+
+
+def test_tiny_imagenet_training_config_is_valid_and_its_checkpoint_is_committable():
+    """The planned run: stage 1 then the sandwich rule, a new output folder, a checkpoint <= 25 MB with momentum."""
+    import io
+    from pathlib import Path
+
+    from linas.config_io import load_yaml
+    from supernets.mobilenetv3.trainer import SandwichTrainer
+
+    root = Path(__file__).resolve().parents[2]
+    configs = sorted((root / "experiments" / "configs").glob("tiny_imagenet_mbv3*train*.yaml"))
+    assert configs
+    for path in configs:
+        config = parse(TrainerConfig, load_yaml(path), where=str(path))
+        t = config.train
+        assert 0 < t.stage1_epochs < t.epochs and t.threads and config.data.resized_crop_scale
+        assert config.output != "results/mbv3/tiny_imagenet"  # the earlier supernet stays as it was
+        images = torch.zeros(t.batch_size, 3, 8, 8, dtype=torch.uint8)
+        from supernets.mobilenetv3.data import ImageSet
+
+        trainer = SandwichTrainer(config, ImageSet(images, torch.arange(t.batch_size) % 200, 200))
+        trainer.train_step(torch.randn(2, 3, 32, 32), torch.tensor([0, 1]))
+        for p in trainer.net.parameters():  # the worst case: every weight has trained and holds a momentum buffer
+            trainer.optimizer.state[p].setdefault("momentum_buffer", torch.zeros_like(p))
+        buffer = io.BytesIO()
+        torch.save(trainer.state(), buffer)
+        assert buffer.tell() > 4 * 2 * sum(p.numel() for p in trainer.net.parameters())  # fp32 weights + momentum
+        assert buffer.tell() <= 25e6, f"{path.name}: checkpoint of {buffer.tell() / 1e6:.1f} MB"
