@@ -71,7 +71,8 @@ class DataSettings(StrictModel):
         if self.resized_crop_scale is not None:
             lo, hi = self.resized_crop_scale
             if not 0.0 < lo <= hi <= 1.0:
-                raise ValueError(f"resized_crop_scale {list(self.resized_crop_scale)} must satisfy 0 < low <= high <= 1")
+                raise ValueError(f"resized_crop_scale {list(self.resized_crop_scale)} must satisfy "
+                                 f"0 < low <= high <= 1")
         lo, hi = self.resized_crop_ratio
         if not 0.0 < lo <= hi:
             raise ValueError(f"resized_crop_ratio {list(self.resized_crop_ratio)} must satisfy 0 < low <= high")

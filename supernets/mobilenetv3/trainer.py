@@ -2,23 +2,25 @@
 
 Stage 1 (the first ``stage1_epochs`` epochs, default none) trains the largest subnet
 alone (label-smoothed cross-entropy), as OFA trains its full network before shrinking.
-Stage 2 is BigNAS's sandwich rule with in-place distillation: each step trains, on the same batch, the largest subnet (label-smoothed cross-entropy
-against the labels), the smallest and ``n_random`` random subnets (soft cross-entropy
-against the largest's detached predictions), accumulating their gradients into one
-SGD update. One learning-rate schedule spans both stages: a linear warm-up, then a
-cosine to zero at the last of ``epochs`` (the planned total, fixed in the config so that
-a resumed run follows the same schedule). BN parameters and biases get no weight decay.
-With ``channels_last`` (default) the network and batches use the NHWC layout, about
-twice as fast on CPU for this network's depthwise convolutions.
+Stage 2 is BigNAS's sandwich rule with in-place distillation: each step trains, on the
+same batch, the largest subnet (label-smoothed cross-entropy against the labels), the
+smallest and ``n_random`` random subnets (soft cross-entropy against the largest's
+detached predictions), accumulating their gradients into one SGD update. One
+learning-rate schedule spans both stages: a linear warm-up, then a cosine to zero at the
+last of ``epochs`` (the planned total, fixed in the config so that a resumed run follows
+the same schedule). BN parameters and biases get no weight decay. With ``channels_last``
+(default) the network and batches use the NHWC layout, about twice as fast on CPU for
+this network's depthwise convolutions.
 
 Runs are seeded and resumable: ``OUTPUT/checkpoint.pt`` holds the weights, optimizer,
 step and every random state (the data order and augmentation are drawn from a generator
 seeded by the epoch, and a resumed epoch skips its finished batches), and is rewritten
 atomically every ``checkpoint_minutes`` and at each epoch's end; running the same config
-again continues from it exactly where it stopped. ``train.log`` gets a progress line (step,
-epoch, stage, losses, images/s, ETA) at each checkpoint. A finished run
-leaves ``OUTPUT/supernet.pt`` (for the evaluator), ``train_log.jsonl`` (one line per
-epoch) and ``config.yaml``.
+again continues from it exactly where it stopped. SIGTERM or SIGINT (Ctrl-C) stops a run
+cleanly: the step in progress finishes and the checkpoint is saved first. ``train.log``
+gets a progress line (step, epoch, stage, losses, images/s, ETA) at each checkpoint. A
+finished run leaves ``OUTPUT/supernet.pt`` (for the evaluator), ``train_log.jsonl`` (one
+line per epoch) and ``config.yaml``.
 
 Example config::
 
@@ -34,7 +36,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -311,16 +317,54 @@ def train_supernet(config: TrainerConfig, train: ImageData | None = None,
     if ckpt.is_file():
         trainer.load(ckpt)
         print(f"resumed from {ckpt} at step {trainer.step}/{trainer.total_steps}", file=log, flush=True)
-    last_save = time.monotonic()
     progress = Progress(trainer)
-    window: dict[str, float] = {}
-    window_n = 0
     summary: dict[str, Any] = trainer.history[-1] if trainer.history else {}
     try:
         from tqdm import tqdm
     except ImportError:  # pragma: no cover
         tqdm = None
     stop = min(trainer.total_steps, t.stop_at_step or trainer.total_steps)
+    with _stop_on_signals() as signalled:
+        summary = _train_epochs(trainer, config, train, out, log, progress, stop, tqdm, signalled) or summary
+    if trainer.step < trainer.total_steps:
+        log.close()
+        return {"paused_at_step": trainer.step, **summary}
+    save_supernet(out / "supernet.pt", trainer.net, meta={"steps": trainer.step, "history": trainer.history,
+                                                          "config": config.model_dump(mode="json")},
+                  half=config.save_half)
+    log.close()
+    return summary
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[list[int]]:
+    """While training, SIGTERM and SIGINT ask for a clean stop: the step in progress finishes, the checkpoint
+    is saved and the run returns paused (rerun to resume). Yields the list of signals received."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        received.append(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield received
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _train_epochs(trainer: SandwichTrainer, config: TrainerConfig, train: ImageData, out: Path, log: Any,
+                  progress: Progress, stop: int, tqdm: Any, signalled: list[int]) -> dict[str, Any] | None:
+    """Epochs (or what is left of them) until step ``stop`` or a stop signal; returns the last epoch entry."""
+    t = config.train
+    ckpt = out / "checkpoint.pt"
+    last_save = time.monotonic()
+    window: dict[str, float] = {}
+    window_n = 0
+    summary = None
     while trainer.step < stop:
         epoch, skip = divmod(trainer.step, trainer.steps_per_epoch)
         generator = torch.Generator().manual_seed(t.seed * 100003 + epoch)
@@ -357,11 +401,16 @@ def train_supernet(config: TrainerConfig, train: ImageData | None = None,
                       file=log, flush=True)
                 window, window_n = {}, 0
             tick = time.monotonic()
+            if signalled:
+                stop = trainer.step
+                print(f"step {trainer.step}: stop asked by signal {signalled[0]}; saving the checkpoint", file=log,
+                      flush=True)
+                break
         if bar is not None:
             bar.close()
         if trainer.step % trainer.steps_per_epoch and trainer.step < trainer.total_steps:
             trainer.save(ckpt)  # paused mid-epoch: the epoch is logged once, when it completes
-            print(f"step {trainer.step}: paused", file=log, flush=True)
+            print(f"step {trainer.step}: paused (checkpoint saved; rerun to resume)", file=log, flush=True)
             break
         epoch_done = trainer.step % trainer.steps_per_epoch == 0 or trainer.step >= trainer.total_steps
         entry = {"epoch": epoch + 1, "step": trainer.step, "stage": stage_of_epoch,
@@ -379,11 +428,4 @@ def train_supernet(config: TrainerConfig, train: ImageData | None = None,
         eta = progress.eta_seconds()
         if eta is not None and trainer.step < trainer.total_steps:
             print(f"epoch {epoch + 1}/{t.epochs} done; ETA {eta / 3600:.1f} h of training", file=log, flush=True)
-    if trainer.step < trainer.total_steps:
-        log.close()
-        return {"paused_at_step": trainer.step, **summary}
-    save_supernet(out / "supernet.pt", trainer.net, meta={"steps": trainer.step, "history": trainer.history,
-                                                          "config": config.model_dump(mode="json")},
-                  half=config.save_half)
-    log.close()
     return summary

@@ -331,7 +331,8 @@ def test_resume_across_the_stages_equals_an_uninterrupted_run_exactly(tmp_path):
 
 def test_progress_lines_report_stage_speed_and_eta(tmp_path):
     train_supernet(_staged_config(tmp_path, stop_at_step=24, checkpoint_minutes=0.0))
-    lines = [line for line in (tmp_path / "train.log").read_text().splitlines() if "checkpoint saved" in line]
+    log = (tmp_path / "train.log").read_text().splitlines()
+    lines = [line for line in log if line.endswith("; checkpoint saved")]
     assert len(lines) >= 20
     assert "stage 1 (largest alone)" in lines[0] and "stage 2 (sandwich)" in lines[-1]
     assert all("img/s" in line and "ETA" in line for line in lines)
@@ -401,3 +402,32 @@ def test_tiny_imagenet_training_config_is_valid_and_its_checkpoint_is_committabl
         torch.save(trainer.state(), buffer)
         assert buffer.tell() > 4 * 2 * sum(p.numel() for p in trainer.net.parameters())  # fp32 weights + momentum
         assert buffer.tell() <= 25e6, f"{path.name}: checkpoint of {buffer.tell() / 1e6:.1f} MB"
+
+
+def test_a_stop_signal_saves_the_checkpoint_and_the_run_resumes_exactly(tmp_path, monkeypatch):
+    import os
+    import signal
+
+    from supernets.mobilenetv3 import trainer as trainer_module
+
+    full, stopped = tmp_path / "full", tmp_path / "stopped"
+    train_supernet(_staged_config(full, stop_at_step=12))
+    original_step = trainer_module.SandwichTrainer.train_step
+
+    def step_then_signal(self, x, y):
+        out = original_step(self, x, y)
+        if self.step == 7:
+            os.kill(os.getpid(), signal.SIGTERM)  # as `kill PID` at a session's end
+        return out
+
+    monkeypatch.setattr(trainer_module.SandwichTrainer, "train_step", step_then_signal)
+    assert train_supernet(_staged_config(stopped, stop_at_step=12))["paused_at_step"] == 7
+    assert read_weights(stopped / "checkpoint.pt")["step"] == 7
+    assert "stop asked by signal" in (stopped / "train.log").read_text()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers given back
+    monkeypatch.setattr(trainer_module.SandwichTrainer, "train_step", original_step)
+    train_supernet(_staged_config(stopped, stop_at_step=12))
+    a, b = read_weights(full / "checkpoint.pt"), read_weights(stopped / "checkpoint.pt")
+    assert a["step"] == b["step"] == 12
+    for k in a["state_dict"]:
+        torch.testing.assert_close(a["state_dict"][k], b["state_dict"][k], rtol=0, atol=0, msg=k)
