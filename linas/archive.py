@@ -131,8 +131,12 @@ class RunArchive:
             if exclusive:
                 self.run_dir.mkdir(parents=True, exist_ok=True)
                 self._lock = _lock(self.run_dir / self.LOCKFILE, f"run {self.run_dir}")
-            self._conn = _connect(self.path)
-            self._conn.executescript(_SCHEMA)
+            if exclusive:
+                self._conn = _connect(self.path)
+                self._conn.executescript(_SCHEMA)
+            else:  # reading never changes the file (committed archives stay byte-identical)
+                self._conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=60.0,
+                                             isolation_level=None)
             self._records: dict[str, Record] = {r.key: r for r in self._read()}
         except BaseException:
             self.close()

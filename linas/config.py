@@ -65,6 +65,22 @@ class ObjectiveConfig(StrictModel):
         return v
 
 
+class ConstraintConfig(StrictModel):
+    """``{metric: latency, max: 25.0}``: networks outside it are stored but kept off the front."""
+
+    metric: str
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _bounded(self) -> ConstraintConfig:
+        if self.min is None and self.max is None:
+            raise ValueError(f"constraint on '{self.metric}' needs 'min' or 'max'")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"constraint on '{self.metric}': min is above max")
+        return self
+
+
 class ExperimentConfig(StrictModel):
     name: str
     space: Component
@@ -72,6 +88,7 @@ class ExperimentConfig(StrictModel):
     executor: Component = Field(default_factory=lambda: Component(name="local"))
     objectives: list[ObjectiveConfig] = Field(min_length=2)
     reference_point: list[float] | None = None
+    constraints: list[ConstraintConfig] = Field(default_factory=list)
     strategies: list[StrategyConfig] = Field(min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     budget: int = Field(gt=0)

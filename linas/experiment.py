@@ -11,11 +11,12 @@ from linas.config import ExperimentConfig, StrategyConfig
 from linas.errors import ConfigError
 from linas.evaluator import Evaluator, evaluators
 from linas.executors import make_executor
-from linas.objectives import Objective
+from linas.objectives import Constraint, Objective
 from linas.runner import RunResult, run_search
 from linas.space import SearchSpace
 from linas.spaces import get_space
-from linas.strategies import make_strategy
+from linas.spec import Problem, RunSpec, check_reference_point
+from linas.strategies import make_strategy, strategies
 
 
 @dataclass
@@ -25,26 +26,42 @@ class Experiment:
     config: ExperimentConfig
     space: SearchSpace
     evaluator: Evaluator
-    objectives: list[Objective]
+    objectives: list[Objective]  # with the config's bounds
+    constraints: list[Constraint]
 
     @classmethod
     def build(cls, config: ExperimentConfig) -> Experiment:
         space = get_space(config.space.name, **config.space.options)
         evaluator_cls = evaluators.get(config.evaluator.name)
         if evaluator_cls.metrics:  # declared on the class: check before loading anything heavy
-            _objectives(config, evaluator_cls.metrics, config.evaluator.name)
+            _objectives(config, evaluator_cls.metrics)
+        check_reference_point(config.reference, len(config.objectives))
         for s in config.strategies:  # options of every strategy are checked before any run starts
-            make_strategy(s.name, space, len(config.objectives), config.seeds[0], s.options)
+            strategies.options(s.name, s.options, n_args=2)
         evaluator = make_executor(config.executor.name, config.evaluator.name, space, config.evaluator.options,
                                   config.executor.options)
-        return cls(config, space, evaluator, _objectives(config, evaluator.metrics, config.evaluator.name))
+        try:
+            objectives, constraints = _objectives(config, evaluator.metrics)
+        except ConfigError:
+            evaluator.close()
+            raise
+        return cls(config, space, evaluator, objectives, constraints)
 
-    def settings(self, strategy: StrategyConfig, seed: int) -> dict:
-        """What must be equal for a run to resume (budget and timeout may change)."""
+    @property
+    def problem(self) -> Problem:
+        return Problem(self.space, tuple(self.objectives), tuple(self.config.reference), tuple(self.constraints))
+
+    def spec(self, strategy: StrategyConfig, seed: int) -> RunSpec:
+        """The frozen spec of one run of the experiment."""
         c = self.config
-        return {"space": c.space.model_dump(), "evaluator": c.evaluator.model_dump(),
-                "objectives": [o.model_dump(mode="json") for o in c.objectives], "reference_point": c.reference,
-                "strategy": strategy.model_dump(), "seed": seed}
+        return RunSpec(
+            experiment=c.name,
+            space={"name": c.space.name, "options": c.space.options, "fingerprint": self.space.fingerprint()},
+            evaluator={"name": c.evaluator.name, "options": c.evaluator.options,
+                       "identity": self.evaluator.identity},
+            objectives=tuple(self.objectives), reference_point=tuple(c.reference),
+            strategy=strategy.model_dump(), seed=seed, budget=c.budget, constraints=tuple(self.constraints),
+            targets=tuple(c.targets))
 
     def run(self, progress: bool = True, log=print) -> list[RunResult]:
         c = self.config
@@ -55,15 +72,11 @@ class Experiment:
             for seed in c.seeds:
                 for strategy_config in c.strategies:
                     run_dir = c.run_dir(strategy_config, seed)
-                    strategy = make_strategy(strategy_config.name, self.space, len(self.objectives), seed,
-                                             strategy_config.options)
+                    strategy = make_strategy(strategy_config.name, self.problem, seed, strategy_config.options)
                     start = time.perf_counter()
-                    result = run_search(
-                        run_dir, self.space, self.evaluator, strategy, self.objectives,
-                        [o.bounds for o in c.objectives], c.budget, self.settings(strategy_config, seed),
-                        reference_point=c.reference, cache=cache, timeout=c.timeout, progress=progress,
-                        details={"experiment": c.name, "targets": c.targets, "budget": c.budget},
-                        description=f"{strategy_config.run_label} seed {seed}")
+                    result = run_search(run_dir, self.spec(strategy_config, seed), self.space, self.evaluator,
+                                        strategy, cache=cache, timeout=c.timeout, progress=progress,
+                                        description=f"{strategy_config.run_label} seed {seed}")
                     note = " (resumed)" if result.resumed else ""
                     note += " (the strategy stopped finding new networks)" if result.exhausted else ""
                     log(f"{strategy_config.run_label:>10} seed {seed}: {result.n_validated} validated, "
@@ -77,15 +90,23 @@ class Experiment:
         return results
 
 
-def _objectives(config: ExperimentConfig, metrics: tuple[Objective, ...], evaluator: str) -> list[Objective]:
+def _objectives(config: ExperimentConfig, metrics: tuple[Objective, ...]
+                ) -> tuple[list[Objective], list[Constraint]]:
+    """The config's objectives (with their bounds) and constraints, checked against what the evaluator measures."""
     by_name = {m.name: m for m in metrics}
+    where = f"evaluator '{config.evaluator.name}'"
     out = []
     for o in config.objectives:
         if o.name not in by_name:
-            raise ConfigError(f"unknown objective '{o.name}' for evaluator '{evaluator}'; "
+            raise ConfigError(f"unknown objective '{o.name}' for {where}; it measures: {', '.join(by_name)}")
+        out.append(by_name[o.name].with_bounds(o.bounds))
+    constraints = []
+    for c in config.constraints:
+        if c.metric not in by_name:
+            raise ConfigError(f"constraint on unknown metric '{c.metric}' for {where}; "
                               f"it measures: {', '.join(by_name)}")
-        out.append(by_name[o.name])
-    return out
+        constraints.append(Constraint(c.metric, c.min, c.max))
+    return out, constraints
 
 
 def run_dirs(paths: list[str | Path]) -> list[Path]:

@@ -20,7 +20,12 @@ from linas.objectives import Objective
 class Normalizer:
     """Maps raw objective values to normalized minimization values (0 best, 1 worst bound)."""
 
-    def __init__(self, objectives: Sequence[Objective], bounds: Sequence[tuple[float, float]]) -> None:
+    def __init__(self, objectives: Sequence[Objective], bounds: Sequence[tuple[float, float]] | None = None
+                 ) -> None:
+        if bounds is None:  # the objectives carry them
+            if any(o.bounds is None for o in objectives):
+                raise ValueError("every objective needs bounds for a hypervolume")
+            bounds = [o.bounds for o in objectives]
         if len(objectives) != len(bounds):
             raise ValueError("one (low, high) bound per objective is needed")
         self.objectives = tuple(objectives)
@@ -69,10 +74,13 @@ class HypervolumeTracker:
         self.value = 0.0
         self.history: list[float] = []
 
-    def add(self, raw_values: Sequence[float]) -> float:
-        """Add one validated point (raw objective values); returns the hypervolume after it."""
+    def add(self, raw_values: Sequence[float], feasible: bool = True) -> float:
+        """Add one validated point (raw objective values); returns the hypervolume after it.
+
+        An infeasible point (outside a constraint) is counted in the history but never
+        enters the front."""
         p = self.normalizer(np.asarray(raw_values, dtype=float))
-        if np.all(p < self.reference_point) and not _weakly_dominated(self.front, p):
+        if feasible and np.all(p < self.reference_point) and not _weakly_dominated(self.front, p):
             keep = ~(np.all(p <= self.front, axis=1))
             self.front = np.vstack([self.front[keep], p])
             self.value = float(self._indicator(self.front))

@@ -19,7 +19,9 @@ from scipy import stats  # noqa: E402
 from linas.archive import RunArchive  # noqa: E402
 from linas.errors import LinasError  # noqa: E402
 from linas.hypervolume import nondominated  # noqa: E402
+from linas.errors import ConfigError  # noqa: E402
 from linas.objectives import Objective  # noqa: E402
+from linas.spec import RunSpec  # noqa: E402
 
 
 @dataclass
@@ -27,16 +29,35 @@ class Run:
     """What a report needs of one run."""
 
     path: Path
-    label: str
-    seed: int
-    objectives: list[Objective]
-    bounds: list[tuple[float, float]]
+    spec: RunSpec  # what the run is (objectives with bounds, strategy, seed, budget...)
     hv: np.ndarray  # hypervolume after validation 1, 2, ...
     values: np.ndarray  # (n_validated, n_objectives), in the objectives' own units
     archive: RunArchive
-    targets: list[float]  # target hypervolumes named by the experiment config
     wall_time_s: float  # of the whole run, over all its sessions
     n_records: int | None = None  # evaluations (failed ones included) within the budget; None: all
+
+    @property
+    def label(self) -> str:
+        return self.spec.label
+
+    @property
+    def seed(self) -> int:
+        return self.spec.seed
+
+    @property
+    def objectives(self) -> list[Objective]:
+        return list(self.spec.objectives)
+
+    @property
+    def targets(self) -> list[float]:
+        """Target hypervolumes named by the experiment config."""
+        return list(self.spec.targets)
+
+    @property
+    def finished(self) -> bool:
+        """Whether the run validated its whole budget or its strategy ran out of new networks."""
+        status = self.archive.meta().get("status")
+        return len(self.hv) >= self.spec.budget or status == "exhausted"
 
     @property
     def final_hv(self) -> float:
@@ -73,9 +94,12 @@ def load_run(run_dir: str | Path, budget: int | None = None) -> Run:
         raise ValueError(f"budget must be a positive number of validations, not {budget}")
     archive = RunArchive.open_existing(run_dir)
     meta = archive.meta()
-    settings = meta["settings"]
-    objectives = [Objective(**o) for o in meta["objectives"]]
-    bounds = [tuple(o["bounds"]) for o in settings["objectives"]]
+    try:
+        spec = RunSpec.from_meta(meta, where=str(run_dir))
+    except ConfigError:
+        archive.close()
+        raise
+    objectives = spec.objectives
     records = archive.records()
     n_records = None
     if budget is not None:
@@ -84,11 +108,9 @@ def load_run(run_dir: str | Path, budget: int | None = None) -> Run:
             n_records = ok_at[budget - 1] + 1
             records = records[:n_records]
     ok = [r for r in records if r.ok]
-    strategy = settings["strategy"]
-    return Run(Path(run_dir), strategy.get("label") or strategy["name"], int(meta["seed"]), objectives, bounds,
-               np.array([r.hypervolume for r in ok], dtype=float),
+    return Run(Path(run_dir), spec, np.array([r.hypervolume for r in ok], dtype=float),
                np.array([[r.metrics[o.name] for o in objectives] for r in ok], dtype=float).reshape(
-                   len(ok), len(objectives)), archive, list(meta.get("targets", [])),
+                   len(ok), len(objectives)), archive,
                # a run's wall time is not known at a point inside it
                float(meta.get("wall_time_s", float("nan"))) if n_records is None else float("nan"), n_records)
 

@@ -76,7 +76,6 @@ class SearchSpace:
 
     name: str
     variables: tuple[Variable, ...]
-    description: str = ""
     _index: dict[str, int] = field(init=False, repr=False, compare=False)
     _conditional: np.ndarray = field(init=False, repr=False, compare=False)
     _parent: np.ndarray = field(init=False, repr=False, compare=False)
@@ -262,6 +261,35 @@ class SearchSpace:
                         break
             idle = 0 if found else idle + 1
         return np.array(out, dtype=np.int64).reshape(-1, len(self))
+
+    # ----------------------------------------------------------------- variation
+    def mutate(self, genomes: np.ndarray, rng: np.random.Generator, rate: float | None = None) -> np.ndarray:
+        """Mutated copies of canonical genomes: each variable the network uses is redrawn to
+        another of its choices with probability ``rate`` (default ``1 / len(space)``); a row
+        that would come out unchanged gets one such redraw, so every child differs from its parent.
+        """
+        g = np.array(np.atleast_2d(genomes), dtype=np.int64)
+        n_choices = self.n_choices
+        rate = 1.0 / len(self) if rate is None else float(rate)
+        if not 0.0 <= rate <= 1.0:
+            raise ConfigError(f"mutation rate must be in [0, 1], got {rate}")
+        mutable = self.active_mask(g) & (n_choices > 1)
+        flip = mutable & (rng.random(g.shape) < rate)
+        for i in np.flatnonzero(~flip.any(axis=1) & mutable.any(axis=1)):
+            flip[i, rng.choice(np.flatnonzero(mutable[i]))] = True
+        # A shift of 1..n-1 modulo n is a uniform draw among the other choices.
+        shift = rng.integers(1, np.maximum(n_choices, 2), size=g.shape)
+        g[flip] = (g[flip] + shift[flip]) % n_choices[np.nonzero(flip)[1]]
+        return self.canonicalize(g)
+
+    def crossover(self, a: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Uniform crossover of paired rows of ``a`` and ``b``: each variable from either parent
+        with probability 1/2; children are canonical."""
+        a = np.atleast_2d(np.asarray(a, dtype=np.int64))
+        b = np.atleast_2d(np.asarray(b, dtype=np.int64))
+        if a.shape != b.shape:
+            raise ValueError(f"crossover needs parents of one shape, got {a.shape} and {b.shape}")
+        return self.canonicalize(np.where(rng.random(a.shape) < 0.5, a, b))
 
     # ----------------------------------------------------------------- encodings
     def feature_names(self, encoding: str = "onehot") -> list[str]:

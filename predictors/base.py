@@ -23,6 +23,8 @@ class Predictor(ABC):
     encoding: str = "onehot"
     #: Cross-validated mean absolute error measured while fitting, where the predictor has one.
     cv_error: float = float("nan")
+    #: Whether ``predict(X, return_std=True)`` gives a predictive standard deviation.
+    has_std: bool = False
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
@@ -32,8 +34,13 @@ class Predictor(ABC):
         """Fit on ``X`` (n, features) and targets ``y`` (n,); returns self."""
 
     @abstractmethod
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        """Predictions for every row of ``X``, shape (n,)."""
+    def predict(self, X: np.ndarray, return_std: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Predictions for every row of ``X``, shape (n,); with ``return_std``, also the
+        predictive standard deviation of each (predictors whose ``has_std`` is True)."""
+
+    def _no_std(self) -> NotImplementedError:
+        return NotImplementedError(f"{self.describe()} has no predictive uncertainty; use a predictor with "
+                                   "has_std (gp, ensemble)")
 
     def describe(self) -> str:
         """What was fitted (model and chosen hyperparameters), for diagnostics."""

@@ -32,7 +32,9 @@ class GradientBoostingPredictor(Predictor):
         self.model = HistGradientBoostingRegressor(**self.params).fit(X, y)
         return self
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
+    def predict(self, X: np.ndarray, return_std: bool = False) -> np.ndarray:
+        if return_std:
+            raise self._no_std()
         return self.model.predict(X)
 
     def describe(self) -> str:

@@ -37,7 +37,9 @@ class RidgePredictor(Predictor):
             self.cv_error = float(np.mean(np.abs(held_out - z))) * self.scaler.std
         return self
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
+    def predict(self, X: np.ndarray, return_std: bool = False) -> np.ndarray:
+        if return_std:
+            raise self._no_std()
         # The fitted linear map applied directly: the inner search predicts a small population
         # hundreds of times, where sklearn's per-call input checks cost more than the product.
         z = np.asarray(X, dtype=float) @ self.model.coef_ + self.model.intercept_

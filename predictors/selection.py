@@ -49,8 +49,8 @@ class CrossValidatedChoice(_Composite):
         self.scores = dict(zip(self.members, errors))
         return self
 
-    def predict(self, X: dict[str, np.ndarray]) -> np.ndarray:
-        return self.model.predict(X[self.model.encoding])
+    def predict(self, X: dict[str, np.ndarray], return_std: bool = False):
+        return self.model.predict(X[self.model.encoding], return_std=return_std)
 
     def describe(self) -> str:
         return f"auto->{self.model.describe()}"
@@ -58,7 +58,10 @@ class CrossValidatedChoice(_Composite):
 
 @predictors.register("ensemble")
 class Ensemble(_Composite):
-    """Mean of the members' predictions (default ridge, SVR and gradient boosting)."""
+    """Mean of the members' predictions (default ridge, SVR and gradient boosting); their
+    spread (standard deviation across members) is the predictive uncertainty."""
+
+    has_std = True
 
     class Options(registry.Options):
         members: tuple[str, ...] = Field(("ridge", "svr", "gbm"), min_length=1)
@@ -72,8 +75,9 @@ class Ensemble(_Composite):
             m.fit(X[m.encoding], y)
         return self
 
-    def predict(self, X: dict[str, np.ndarray]) -> np.ndarray:
-        return np.mean([m.predict(X[m.encoding]) for m in self.models], axis=0)
+    def predict(self, X: dict[str, np.ndarray], return_std: bool = False):
+        P = np.array([m.predict(X[m.encoding]) for m in self.models])
+        return (P.mean(axis=0), P.std(axis=0)) if return_std else P.mean(axis=0)
 
     def describe(self) -> str:
         return "ensemble(" + ", ".join(m.describe() for m in self.models) + ")"

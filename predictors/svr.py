@@ -63,7 +63,9 @@ class SVRPredictor(Predictor):
         self._intercept = float(m.intercept_[0])
         return self
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
+    def predict(self, X: np.ndarray, return_std: bool = False) -> np.ndarray:
+        if return_std:
+            raise self._no_std()
         X = np.asarray(X, dtype=float)
         sq = (X * X).sum(1)[:, None] + self._sv_sq[None, :] - 2.0 * (X @ self._sv.T)
         np.maximum(sq, 0.0, out=sq)

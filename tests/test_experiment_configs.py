@@ -16,7 +16,9 @@ import pytest
 from linas.config import load_experiment
 from linas.config_io import load_yaml, parse
 from linas.evaluator import evaluators
+from linas.objectives import Constraint
 from linas.spaces import get_space
+from linas.spec import Problem
 from linas.strategies import make_strategy
 
 CONFIGS = Path(__file__).resolve().parents[1] / "experiments" / "configs"
@@ -40,8 +42,10 @@ def test_the_four_experiments_and_their_surrogates_are_there():
 def test_experiment_configs_are_valid(name):
     config = load_experiment(CONFIGS / name)
     space = get_space(config.space.name, **config.space.options)
+    constraints = tuple(Constraint(c.metric, min=c.min, max=c.max) for c in config.constraints)
+    problem = Problem(space, Problem.simple(space, len(config.objectives)).objectives, constraints=constraints)
     for strategy in config.strategies:
-        make_strategy(strategy.name, space, len(config.objectives), 0, strategy.options)
+        make_strategy(strategy.name, problem, 0, strategy.options)
     cls = evaluators.get(config.evaluator.name)
     options = dict(config.evaluator.options)
     if config.evaluator.name == "ofa_mbv3_supernet":

@@ -10,7 +10,7 @@ from linas.objectives import to_minimization
 from predictors import encode_for, make_predictor, predictors
 from predictors.diagnostics import prediction_quality
 
-NAMES = ["ridge", "svr", "gbm", "auto", "ensemble"]
+NAMES = predictors.names()
 
 
 @pytest.fixture(scope="module")
@@ -21,8 +21,43 @@ def data(synthetic):
     return space, g[:200], F[:200], g[200:], F[200:]
 
 
-def test_all_predictors_are_registered():
-    assert set(NAMES) <= set(predictors.names())
+def test_the_standard_predictors_are_registered():
+    assert {"ridge", "svr", "gbm", "auto", "ensemble", "gp"} <= set(NAMES)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_predictors_are_deterministic_given_their_seed(data, name):
+    space, g, F, g_test, _ = data
+
+    def predictions():
+        model = make_predictor(name, seed=3)
+        model.fit(encode_for(model, space, g[:80]), F[:80, 0])
+        return model.predict(encode_for(model, space, g_test))
+
+    np.testing.assert_array_equal(predictions(), predictions())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_predictive_std_is_given_where_a_predictor_has_one(data, name):
+    space, g, F, g_test, _ = data
+    model = make_predictor(name, seed=0)
+    model.fit(encode_for(model, space, g[:100]), F[:100, 1])
+    X = encode_for(model, space, g_test)
+    if not model.has_std:
+        with pytest.raises(NotImplementedError, match="no predictive uncertainty"):
+            model.predict(X, return_std=True)
+        return
+    mean, std = model.predict(X, return_std=True)
+    np.testing.assert_allclose(mean, model.predict(X))
+    assert std.shape == mean.shape and np.all(std >= 0) and np.any(std > 0)
+
+
+def test_gp_is_more_certain_where_it_has_seen_networks(data):
+    space, g, F, g_test, _ = data
+    model = make_predictor("gp", seed=0).fit(space.encode(g[:100], "ordinal"), F[:100, 1])
+    _, seen = model.predict(space.encode(g[:100], "ordinal"), return_std=True)
+    _, unseen = model.predict(space.encode(g_test, "ordinal"), return_std=True)
+    assert seen.mean() < unseen.mean()
 
 
 @pytest.mark.parametrize("name", NAMES)

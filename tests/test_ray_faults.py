@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,7 +22,7 @@ from linas.config import load_experiment
 from linas.evaluator import evaluators
 from linas.experiment import Experiment
 
-from helpers import synthetic_config
+from helpers import archived_rows, search_process, synthetic_config
 
 STRATEGY = [{"name": "nsga2", "options": {"population": 16}}]
 
@@ -121,22 +119,6 @@ def test_a_network_that_keeps_killing_its_worker_is_recorded_as_failed(ray_clust
 
 # -- the driver killed and resumed ------------------------------------------------------------
 
-def search(config_path, output):
-    return subprocess.Popen([sys.executable, "-m", "linas.cli", "search", str(config_path), "--no-progress",
-                             "--output", str(output)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def rows(run_dir) -> int:
-    path = run_dir / "archive.sqlite"
-    if not path.exists():
-        return 0
-    try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as conn:
-            return conn.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
-
-
 def test_a_driver_killed_mid_search_resumes_to_the_same_archive(ray_cluster, tmp_path):
     budget = 64
     # The subprocess drivers join this module's Ray instance (address), as on a cluster.
@@ -146,17 +128,17 @@ def test_a_driver_killed_mid_search_resumes_to_the_same_archive(ray_cluster, tmp
     config_path = tmp_path / "exp.yaml"
     run_dir = tmp_path / "killed" / "nsga2" / "seed0"
 
-    killed = search(config_path, tmp_path / "killed")
+    killed = search_process(config_path, tmp_path / "killed")
     deadline = time.time() + 120
     # About 3 s of evaluations on 2 workers; the kill lands after the first generation.
-    while rows(run_dir) < 20 and time.time() < deadline and killed.poll() is None:
+    while archived_rows(run_dir) < 20 and time.time() < deadline and killed.poll() is None:
         time.sleep(0.02)
     os.kill(killed.pid, signal.SIGKILL)
     killed.wait()
     before = {r.key: r for r in RunArchive(run_dir).records()}
     assert 0 < len(before) < budget, f"the kill must land mid-search: {killed.stderr.read()[-2000:]}"
 
-    resumed = search(config_path, tmp_path / "killed")
+    resumed = search_process(config_path, tmp_path / "killed")
     out, err = resumed.communicate(timeout=180)
     assert resumed.returncode == 0, err[-3000:]
     assert "(resumed)" in out

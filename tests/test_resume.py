@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
-import subprocess
-import sys
 import time
 
 from linas.archive import RunArchive
 
-from helpers import synthetic_config
+from helpers import archived_rows, search_process, synthetic_config
 
 STRATEGIES = [
     {"name": "linas", "options": {"population": 25, "inner_evaluations": 2000}},
@@ -19,25 +16,9 @@ STRATEGIES = [
 ]
 
 
-def search(config_path, output):
-    return subprocess.Popen([sys.executable, "-m", "linas.cli", "search", str(config_path), "--no-progress",
-                             "--output", str(output)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def rows(run_dir) -> int:
-    path = run_dir / "archive.sqlite"
-    if not path.exists():
-        return 0
-    try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as conn:
-            return conn.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
-
-
 def contents(run_dir):
     return [(r.key, r.status, r.metrics, r.error, r.n_validated, r.hypervolume)
-            for r in RunArchive(run_dir).records()]
+            for r in RunArchive.open_existing(run_dir).records()]
 
 
 def test_sigkill_mid_run_then_resume_gives_the_same_archive(tmp_path):
@@ -45,22 +26,22 @@ def test_sigkill_mid_run_then_resume_gives_the_same_archive(tmp_path):
                      evaluator={"name": "synthetic_mbv3", "options": {"noise": 0.1, "delay": 0.02}})
     config = tmp_path / "exp.yaml"
 
-    killed = search(config, tmp_path / "killed")
+    killed = search_process(config, tmp_path / "killed")
     target = tmp_path / "killed" / "linas" / "seed0"
     deadline = time.time() + 120
-    while rows(target) < 60 and time.time() < deadline and killed.poll() is None:
+    while archived_rows(target) < 60 and time.time() < deadline and killed.poll() is None:
         time.sleep(0.05)
     os.kill(killed.pid, signal.SIGKILL)
     killed.wait()
-    n_at_kill = rows(target)
+    n_at_kill = archived_rows(target)
     assert 0 < n_at_kill < 130, "the kill must land in the middle of the first run"
 
-    resumed = search(config, tmp_path / "killed")
+    resumed = search_process(config, tmp_path / "killed")
     out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err
     assert "(resumed)" in out
 
-    straight = search(config, tmp_path / "straight")
+    straight = search_process(config, tmp_path / "straight")
     _, err = straight.communicate(timeout=300)
     assert straight.returncode == 0, err
 

@@ -13,6 +13,7 @@ from linas.evaluator import Evaluator
 from linas.objectives import Objective
 from linas.runner import run_search
 from linas.strategies import make_strategy
+from linas.testing import run_spec
 
 BOUNDS = [(60, 80), (10, 160)]
 
@@ -49,9 +50,9 @@ class CountingEvaluator(Evaluator):
 def run(tmp_path, evaluator, name="nsga2", budget=120, seed=0, options=None, cache=None, timeout=None,
         sub="run"):
     space = evaluator.space
-    strategy = make_strategy(name, space, 2, seed, options or {"population": 20})
-    return run_search(tmp_path / sub, space, evaluator, strategy, list(CountingEvaluator.metrics), BOUNDS,
-                      budget, {"strategy": name, "seed": seed, "options": options}, cache=cache, timeout=timeout,
+    spec = run_spec(name, seed, budget, CountingEvaluator.metrics, BOUNDS, options or {"population": 20})
+    strategy = make_strategy(name, spec.problem(space), seed, options or {"population": 20})
+    return run_search(tmp_path / sub, spec, space, evaluator, strategy, cache=cache, timeout=timeout,
                       progress=False)
 
 
@@ -63,7 +64,7 @@ def run(tmp_path, evaluator, name="nsga2", budget=120, seed=0, options=None, cac
 @pytest.mark.parametrize("budget", [45, 60])
 def test_budget_is_exact(tmp_path, synthetic, name, options, budget):
     result = run(tmp_path, CountingEvaluator(synthetic), name, budget, options=options)
-    archive = RunArchive(result.run_dir)
+    archive = RunArchive.open_existing(result.run_dir)
     assert result.n_validated == budget == archive.n_validated == len(archive)
 
 
@@ -87,19 +88,19 @@ class ToyEvaluator(Evaluator):
 def test_no_network_is_validated_twice_even_when_nsga2_rediscovers_it(tmp_path, toy_space):
     # The toy space holds few networks, so offspring repeat earlier generations often.
     evaluator = ToyEvaluator(toy_space)
-    strategy = make_strategy("nsga2", toy_space, 2, 0, {"population": 10})
-    result = run_search(tmp_path / "toy", toy_space, evaluator, strategy, list(CountingEvaluator.metrics), BOUNDS,
-                        150, {"x": 1}, progress=False)
+    spec = run_spec("nsga2", 0, 150, CountingEvaluator.metrics, BOUNDS, {"population": 10})
+    strategy = make_strategy("nsga2", spec.problem(toy_space), 0, {"population": 10})
+    result = run_search(tmp_path / "toy", spec, toy_space, evaluator, strategy, progress=False)
     assert max(evaluator.calls.values()) == 1
     assert result.n_validated == 150
 
 
 @pytest.mark.parametrize("how, error", [("raise", "RuntimeError: out of memory"),
-                                        ("nan", "metric 'top1' is nan")])
+                                        ("nan", "metric 'top1' is nan (float)")])
 def test_failed_evaluations_are_recorded_and_do_not_count(tmp_path, synthetic, how, error):
     evaluator = CountingEvaluator(synthetic, fail_every=3, how=how)
     result = run(tmp_path, evaluator, "nsga2", 60)
-    records = RunArchive(result.run_dir).records()
+    records = RunArchive.open_existing(result.run_dir).records()
     failed = [r for r in records if not r.ok]
     assert failed and all(r.error == error and r.metrics == {} for r in failed)
     assert sum(r.ok for r in records) == 60 == result.n_validated
@@ -110,14 +111,14 @@ def test_failed_evaluations_are_recorded_and_do_not_count(tmp_path, synthetic, h
 def test_an_evaluation_past_its_timeout_fails_and_the_search_goes_on(tmp_path, synthetic):
     evaluator = CountingEvaluator(synthetic, fail_every=7, how="sleep")
     result = run(tmp_path, evaluator, "random", 25, timeout=0.5)
-    failed = [r for r in RunArchive(result.run_dir).records() if not r.ok]
+    failed = [r for r in RunArchive.open_existing(result.run_dir).records() if not r.ok]
     assert failed and all(r.error == "timed out after 0.5 s" for r in failed)
     assert result.n_validated == 25
 
 
 def test_hypervolume_is_stored_after_every_validation(tmp_path, synthetic):
     result = run(tmp_path, CountingEvaluator(synthetic), "random", 40)
-    records = RunArchive(result.run_dir).records()
+    records = RunArchive.open_existing(result.run_dir).records()
     hv = [r.hypervolume for r in records]
     assert all(h is not None for h in hv) and hv == sorted(hv)
     assert [r.n_validated for r in records] == list(range(1, 41))
@@ -132,10 +133,10 @@ def test_the_cache_shares_measurements_across_strategies(tmp_path, synthetic):
     run(tmp_path, second, "nsga2", 30, cache=cache, sub="nsga2")
     # Both start from the same 20 networks: the second run measures none of them again ...
     assert sum(second.calls.values()) == 10
-    records = RunArchive(tmp_path / "nsga2").records()
+    records = RunArchive.open_existing(tmp_path / "nsga2").records()
     assert sum(r.cached for r in records) == 20
     # ... and cached measurements still count as that run's validations.
-    assert RunArchive(tmp_path / "nsga2").n_validated == 30
+    assert RunArchive.open_existing(tmp_path / "nsga2").n_validated == 30
 
 
 def test_rerunning_a_finished_run_validates_nothing(tmp_path, synthetic):
@@ -150,41 +151,61 @@ def test_a_larger_budget_extends_a_run_exactly_like_a_longer_run(tmp_path, synth
     run(tmp_path, CountingEvaluator(synthetic), "linas", 50, options=options, sub="extended")
     run(tmp_path, CountingEvaluator(synthetic), "linas", 90, options=options, sub="extended")
     run(tmp_path, CountingEvaluator(synthetic), "linas", 90, options=options, sub="straight")
-    keys = lambda d: [r.key for r in RunArchive(tmp_path / d).records()]  # noqa: E731
+    keys = lambda d: [r.key for r in RunArchive.open_existing(tmp_path / d).records()]  # noqa: E731
     assert keys("extended") == keys("straight")
 
 
 def _steps(run_dir):
-    return [r.step for r in RunArchive(run_dir).records()]
+    return [r.step for r in RunArchive.open_existing(run_dir).records()]
 
 
-def test_a_resumed_linas_whose_replay_diverges_is_told_what_it_skipped(tmp_path, synthetic, monkeypatch):
-    """Another machine's floating point can change what LINAS proposes on replay; it must then go on
-    from everything in its archive, not start over from the step where the paths parted."""
+def test_a_resumed_linas_is_restored_from_its_archive_not_replayed(tmp_path, synthetic, monkeypatch):
+    """Resume hands LINAS what it was told and its saved state: no past predictor fit or inner
+    search is rerun, and it goes on at the next step."""
     import linas.strategies.linas as linas_module
 
     options = {"population": 20, "inner_evaluations": 600}
     run(tmp_path, CountingEvaluator(synthetic), "linas", 80, options=options)  # steps 0-3
-    assert _steps(tmp_path / "run") == [0] * 20 + [1] * 20 + [2] * 20 + [3] * 20
+    searched = []
+    real = linas_module.Linas._inner_search
+    monkeypatch.setattr(linas_module.Linas, "_inner_search",
+                        lambda self, *a: searched.append(self.step) or real(self, *a))
+    again = CountingEvaluator(synthetic)
+    result = run(tmp_path, again, "linas", 120, options=options)
+    assert searched == [4, 5]
+    assert result.n_validated == 120 and sum(again.calls.values()) == 40
+    assert _steps(tmp_path / "run")[80:] == [4] * 20 + [5] * 20
+    fits = {d["step"]: d["n_train"] for d in RunArchive.open_existing(tmp_path / "run").diagnostics()}
+    assert fits[4] == 80 and fits[5] == 100
+
+
+def test_a_resumed_linas_whose_interrupted_batch_diverges_is_told_what_it_skipped(tmp_path, synthetic,
+                                                                                  monkeypatch):
+    """Another machine's floating point can change the batch LINAS asks again for an interrupted
+    step; it must then be told the archived part of that batch, not forget it."""
+    import linas.strategies.linas as linas_module
+
+    options = {"population": 20, "inner_evaluations": 600}
+    run(tmp_path, CountingEvaluator(synthetic), "linas", 70, options=options)  # step 3 cut after 10
+    assert _steps(tmp_path / "run") == [0] * 20 + [1] * 20 + [2] * 20 + [3] * 10
     real = linas_module._derive_seed
     monkeypatch.setattr(linas_module, "_derive_seed", lambda seed, step: real(seed + 1000, step))
     again = CountingEvaluator(synthetic)
-    result = run(tmp_path, again, "linas", 120, options=options)
-    archive = RunArchive(tmp_path / "run")
-    steps = _steps(tmp_path / "run")
-    assert result.n_validated == 120 and sum(again.calls.values()) == 40  # nothing validated twice
-    assert steps[80:] == [4] * 20 + [5] * 20  # it went on after step 3 instead of redoing step 1
-    assert archive.meta()["replay_diverged"] == {"at_step": 1, "untold_networks": 60, "absorbed": True}
+    result = run(tmp_path, again, "linas", 110, options=options)
+    archive = RunArchive.open_existing(tmp_path / "run")
+    assert result.n_validated == 110 and sum(again.calls.values()) == 40  # nothing validated twice
+    assert _steps(tmp_path / "run")[70:] == [4] * 20 + [5] * 20
+    assert archive.meta()["replay_diverged"] == {"at_step": 3, "untold_networks": 10, "absorbed": True,
+                                                 "mode": "restored"}
     fits = {d["step"]: d["n_train"] for d in archive.diagnostics()}
-    assert fits[4] == 80 and fits[5] == 100  # the predictors learned from every archived network
-    assert fits[1] == 20  # the diagnostics of the original step 1 were kept
+    assert fits[4] == 70 and fits[5] == 90  # the predictors learned from every archived network
 
 
 def test_a_plain_resume_records_its_session_and_no_divergence(tmp_path, synthetic):
     options = {"population": 20, "inner_evaluations": 600}
     run(tmp_path, CountingEvaluator(synthetic), "linas", 50, options=options)
     run(tmp_path, CountingEvaluator(synthetic), "linas", 90, options=options)
-    meta = RunArchive(tmp_path / "run").meta()
+    meta = RunArchive.open_existing(tmp_path / "run").meta()
     assert "replay_diverged" not in meta
     steps = _steps(tmp_path / "run")
     assert steps == sorted(steps)
@@ -206,8 +227,8 @@ def test_a_strategy_that_cannot_catch_up_says_so_and_goes_on(tmp_path, synthetic
     monkeypatch.setattr(NSGA2Search, "ask", shifted_ask)
     result = run(tmp_path, CountingEvaluator(synthetic), "nsga2", 100)
     assert result.n_validated == 100
-    assert RunArchive(tmp_path / "run").meta()["replay_diverged"] == {"at_step": 1, "untold_networks": 40,
-                                                                     "absorbed": False}
+    assert RunArchive.open_existing(tmp_path / "run").meta()["replay_diverged"] == {"at_step": 1, "untold_networks": 40,
+                                                                     "absorbed": False, "mode": "replay"}
     assert "proposes other networks than its archive holds" in capsys.readouterr().err
 
 
@@ -219,11 +240,43 @@ def test_an_archive_refuses_a_run_with_other_settings(tmp_path, synthetic):
 
 def test_csv_export_has_one_row_per_evaluation(tmp_path, synthetic):
     result = run(tmp_path, CountingEvaluator(synthetic, fail_every=5), "random", 30)
-    path = RunArchive(result.run_dir).export_csv(tmp_path / "out.csv")
+    path = RunArchive.open_existing(result.run_dir).export_csv(tmp_path / "out.csv")
     import pandas as pd
 
     df = pd.read_csv(path)
-    assert len(df) == len(RunArchive(result.run_dir))
+    assert len(df) == len(RunArchive.open_existing(result.run_dir))
     assert set(df["status"]) <= {"ok", "failed"}
     assert {"top1", "latency", "hypervolume", "config_key", "ks_0", "d_4"} <= set(df.columns)
     assert np.all(df.loc[df.status == "ok", "n_validated"].to_numpy() == np.arange(1, 31))
+
+
+def test_a_smaller_budget_never_lowers_the_stored_one(tmp_path, synthetic, capsys):
+    run(tmp_path, CountingEvaluator(synthetic), "random", 60)
+    again = CountingEvaluator(synthetic)
+    result = run(tmp_path, again, "random", 30)
+    meta = RunArchive.open_existing(tmp_path / "run").meta()
+    assert result.n_validated == 60 and sum(again.calls.values()) == 0
+    assert meta["budget"] == 60 and meta["spec"]["budget"] == 60
+    assert "budget 30 is below the run's budget 60" in capsys.readouterr().err
+
+
+def test_the_archive_holds_the_run_spec(tmp_path, synthetic):
+    from linas.spec import RunSpec
+
+    run(tmp_path, CountingEvaluator(synthetic), "random", 20, seed=4)
+    spec = RunSpec.from_meta(RunArchive.open_existing(tmp_path / "run").meta())
+    assert spec.seed == 4 and spec.budget == 20 and spec.strategy["name"] == "random"
+    assert [(o.name, o.direction, o.bounds) for o in spec.objectives] == [("top1", "max", (60.0, 80.0)),
+                                                                          ("latency", "min", (10.0, 160.0))]
+
+
+def test_a_measurement_is_archived_before_it_is_cached(tmp_path, synthetic, monkeypatch):
+    """A kill between the two writes must never leave a fresh measurement marked as a cache hit."""
+    cache = EvaluationCache(tmp_path / "cache.sqlite")
+    order = []
+    real_put, real_add = EvaluationCache.put, RunArchive.add
+    monkeypatch.setattr(EvaluationCache, "put", lambda self, *a: order.append("cache") or real_put(self, *a))
+    monkeypatch.setattr(RunArchive, "add", lambda self, *a: order.append("archive") or real_add(self, *a))
+    run(tmp_path, CountingEvaluator(synthetic), "random", 5, options={"population": 5}, cache=cache)
+    assert order == ["archive", "cache"] * 5
+    assert not any(r.cached for r in RunArchive.open_existing(tmp_path / "run").records())

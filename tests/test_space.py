@@ -171,3 +171,34 @@ def test_fingerprint_changes_with_the_space(toy_space):
 def test_unknown_space_is_a_config_error():
     with pytest.raises(ConfigError, match="unknown space 'nope'"):
         get_space("nope")
+
+
+def test_mutation_changes_every_child_and_keeps_it_canonical(toy_space, rng):
+    parents = toy_space.sample(rng, 200)
+    children = toy_space.mutate(parents, rng)
+    assert np.array_equal(children, toy_space.canonicalize(children))
+    assert all(a != b for a, b in zip(toy_space.keys(parents), toy_space.keys(children)))
+
+
+def test_mutation_rate_sets_how_many_variables_change(mbv3_space, rng):
+    parents = mbv3_space.sample(rng, 300)
+    changed = lambda rate: (mbv3_space.mutate(parents, rng, rate) != parents).sum(1).mean()  # noqa: E731
+    assert changed(None) < 2.5 < changed(0.2)
+
+
+def test_mutation_redraws_among_the_other_choices(rng):
+    from linas.space import SearchSpace, Variable
+
+    space = SearchSpace("one", [Variable("x", (1, 2, 3))])
+    children = space.mutate(np.zeros((3000, 1), dtype=np.int64), rng, rate=1.0)
+    counts = np.bincount(children[:, 0], minlength=3)
+    assert counts[0] == 0 and abs(counts[1] - counts[2]) < 300
+
+
+def test_crossover_takes_each_variable_from_a_parent(mbv3_space, rng):
+    a, b = mbv3_space.sample(rng, 100), mbv3_space.sample(rng, 100)
+    child = mbv3_space.crossover(a, b, rng)
+    active = mbv3_space.active_mask(child)
+    assert np.all(~active | (child == a) | (child == b))
+    assert np.array_equal(child, mbv3_space.canonicalize(child))
+    assert 0.3 < (child == a)[active & (a != b)].mean() < 0.7

@@ -20,6 +20,7 @@ import numpy as np
 from linas.evaluator import make_evaluator
 from linas.objectives import to_minimization
 from linas.spaces import get_space
+from linas.spec import Problem
 from linas.strategies import make_strategy
 
 from _common import write_result
@@ -41,7 +42,7 @@ def main() -> None:
         for inner_population in (50, 100):
             totals, fits = [], []
             for r in range(args.repeats):
-                strategy = make_strategy("linas", space, 2, r, {"predictor": predictor,
+                strategy = make_strategy("linas", Problem.simple(space, 2), r, {"predictor": predictor,
                                                                 "inner_population": inner_population})
                 strategy.tell(genomes, F)
                 start = time.perf_counter()

@@ -40,7 +40,7 @@ def hat_space(name: str, embed_dims: Sequence[int], ffn_dims: Sequence[int], hea
     v += [Variable(f"decoder_self_attention_heads_{i}", tuple(heads), dec(i)) for i in range(n_dec)]
     v += [Variable(f"decoder_ende_attention_heads_{i}", tuple(heads), dec(i)) for i in range(n_dec)]
     v += [Variable(f"decoder_arbitrary_ende_attn_{i}", ENDE_ATTN, dec(i)) for i in range(n_dec)]
-    return SearchSpace(name, v, description="HAT SuperTransformer encoder-decoder")
+    return SearchSpace(name, v)
 
 
 @spaces.register("hat_wmt14_ende")

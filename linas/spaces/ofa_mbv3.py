@@ -64,8 +64,7 @@ def ofa_mbv3_space(resolutions: Sequence[int] | None = None) -> SearchSpace:
         variables.append(Variable(f"d_{s}", DEPTHS))
     if resolutions:
         variables.append(Variable("resolution", tuple(int(r) for r in resolutions)))
-    return SearchSpace("ofa_mbv3", variables,
-                       description="OFA MobileNetV3: kernel and expand per block, depth per stage")
+    return SearchSpace("ofa_mbv3", variables)
 
 
 def _block_condition(block: int) -> Condition | None:

@@ -7,7 +7,10 @@ from pymoo.algorithms.moo.nsga2 import NSGA2, binary_tournament
 from pymoo.core.mutation import Mutation
 from pymoo.core.problem import Problem
 from pymoo.core.repair import Repair
+from pymoo.operators.crossover.sbx import SBX
 from pymoo.operators.crossover.ux import UniformCrossover
+from pymoo.operators.mutation.pm import PM
+from pymoo.operators.repair.rounding import RoundingRepair
 from pymoo.operators.selection.tournament import TournamentSelection
 
 from linas.space import SearchSpace
@@ -45,7 +48,8 @@ class ChoiceMutation(Mutation):
 
 
 def genome_problem(space: SearchSpace, n_obj: int, n_constraints: int = 0, evaluate=None) -> Problem:
-    """A pymoo problem over the space's genomes; ``evaluate(X) -> F`` when pymoo evaluates."""
+    """A pymoo problem over the space's genomes; ``evaluate(X) -> F`` (or ``(F, G)`` with
+    constraints) when pymoo evaluates."""
     xu = space.n_choices - 1
 
     class _GenomeProblem(Problem):
@@ -54,15 +58,37 @@ def genome_problem(space: SearchSpace, n_obj: int, n_constraints: int = 0, evalu
                              xu=xu, vtype=int)
 
         def _evaluate(self, X, out, *args, **kwargs):
-            out["F"] = evaluate(np.asarray(X, dtype=np.int64))
+            result = evaluate(np.asarray(X, dtype=np.int64))
+            if isinstance(result, tuple):  # objectives and constraints
+                out["F"], out["G"] = result
+            else:
+                out["F"] = result
 
     return _GenomeProblem()
 
 
-def nsga2_operators(space: SearchSpace, eliminate_duplicates: bool = True) -> dict:
-    """Uniform crossover, random-reset mutation and canonicalizing repair for NSGA2(...)."""
-    return dict(crossover=UniformCrossover(), mutation=ChoiceMutation(space.n_choices),
-                repair=Canonicalize(space), eliminate_duplicates=eliminate_duplicates)
+#: Variation operators of :func:`nsga2_operators`.
+OPERATORS = ("choice", "sbx")
+
+
+def nsga2_operators(space: SearchSpace, eliminate_duplicates: bool = True, operators: str = "choice") -> dict:
+    """Variation operators and canonicalizing repair for NSGA2(...).
+
+    ``"choice"``: uniform crossover and random-reset mutation (rate ``1 / n_var``), which
+    treat the choices as categories. ``"sbx"``: the operators of Deb's NSGA-II as pymoo and
+    DyNAS-T apply them to integer indices: simulated binary crossover (probability 0.9,
+    eta 15) and polynomial mutation (eta 20, each variable with probability
+    ``1 / n_var``) on the indices as reals, rounded to the nearest index; the children
+    are then canonicalized.
+    """
+    if operators == "sbx":
+        variation = dict(crossover=SBX(prob=0.9, eta=15, vtype=float, repair=RoundingRepair()),
+                         mutation=PM(eta=20, vtype=float, repair=RoundingRepair()))
+    elif operators == "choice":
+        variation = dict(crossover=UniformCrossover(), mutation=ChoiceMutation(space.n_choices))
+    else:
+        raise ValueError(f"unknown operators '{operators}'; known: {', '.join(OPERATORS)}")
+    return dict(**variation, repair=Canonicalize(space), eliminate_duplicates=eliminate_duplicates)
 
 
 def vectorized_binary_tournament(pop, P, algorithm, random_state=None, **kwargs):

@@ -18,15 +18,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from pymoo.operators.survival.rank_and_crowding.metrics import calc_crowding_distance
+from pydantic import Field, model_validator
 from pymoo.optimize import minimize
-from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 from threadpoolctl import threadpool_limits
 
-from linas.errors import ConfigError
-from linas.space import SearchSpace
+from linas.mo import best_first
+from linas.spec import Problem
 from linas.strategies._pymoo import FastNSGA2, genome_problem, nsga2_operators
-from linas.strategies.base import Strategy, initial_population, strategies
+from linas.strategies.base import (Strategy, StrategyOptions, initial_population, rng_state, set_rng_state,
+                                   strategies)
 from predictors import encode_for, make_predictor
 from predictors.diagnostics import prediction_quality
 
@@ -39,14 +39,31 @@ class Linas(Strategy):
     ``inner_evaluations`` (predicted evaluations per inner NSGA-II, default 20,000),
     ``inner_population`` (default 50) and ``predictor`` (a registered predictor name,
     default ``"auto"``: the better of ridge and SVR by cross-validation).
+
+    With constraints, one more predictor per constrained metric is fitted; the inner
+    NSGA-II uses constraint domination on the predictions, so the networks proposed are
+    the predicted-feasible ones first.
     """
 
-    def __init__(self, space: SearchSpace, n_objectives: int, seed: int, population: int = 50,
-                 inner_evaluations: int = 20_000, inner_population: int = 50, predictor: str = "auto") -> None:
-        super().__init__(space, n_objectives, seed, population)
-        if inner_evaluations < inner_population:
-            raise ConfigError("inner_evaluations must be at least inner_population")
-        make_predictor(predictor)  # fail on an unknown predictor before the run starts
+    quick_options = {"inner_evaluations": 500, "inner_population": 20}
+
+    class Options(StrategyOptions):
+        inner_evaluations: int = Field(20_000, ge=2)
+        inner_population: int = Field(50, ge=2)
+        predictor: str = "auto"
+
+        @model_validator(mode="after")
+        def _consistent(self):
+            if self.inner_evaluations < self.inner_population:
+                raise ValueError("inner_evaluations must be at least inner_population")
+            make_predictor(self.predictor)  # fail on an unknown predictor before the run starts
+            return self
+
+    def __init__(self, problem: Problem, seed: int, population: int = 50, inner_evaluations: int = 20_000,
+                 inner_population: int = 50, predictor: str = "auto") -> None:
+        super().__init__(problem, seed, population)
+        self.Options(population=population, inner_evaluations=inner_evaluations,
+                     inner_population=inner_population, predictor=predictor)
         self.inner_evaluations = inner_evaluations
         self.inner_population = inner_population
         self.predictor = predictor
@@ -58,18 +75,20 @@ class Linas(Strategy):
     def ask(self) -> np.ndarray:
         if self.step == 0:
             return initial_population(self.space, self.seed, self.population)
-        genomes, F = self.validated
+        ok = ~(np.isnan(self.F).any(axis=1) | np.isnan(self.G).any(axis=1))
+        genomes, F, G = self.genomes[ok], self.F[ok], self.G[ok]
         if len(genomes) < 2:  # nothing to learn from yet
             return self.space.sample_unique(self._rng, self.population, exclude=self.known)
         # The matrices here are small: one BLAS thread per call beats several, and the
         # per-objective fits already run side by side.
         with threadpool_limits(1):
-            models = self._fit(genomes, F)
-            visited, predicted = self._inner_search(models, genomes, F)
+            models = self._fit(genomes, np.hstack([F, G]))
+            visited, predicted = self._inner_search(models, genomes, F, G)
         return self._select(visited, predicted)
 
     def _fit(self, genomes: np.ndarray, F: np.ndarray) -> list:
-        """One predictor per objective, fitted in parallel threads (the solvers release the GIL)."""
+        """One predictor per objective and constraint column of ``F``, fitted in parallel
+        threads (the solvers release the GIL)."""
 
         def fit_one(j: int):
             model = make_predictor(self.predictor, seed=self.seed + self.step)
@@ -77,15 +96,15 @@ class Linas(Strategy):
             model.fit(encode_for(model, self.space, genomes), F[:, j])
             return model, time.perf_counter() - start
 
-        with ThreadPoolExecutor(max_workers=self.n_objectives) as pool:
-            fitted = list(pool.map(fit_one, range(self.n_objectives)))
-        for j, (model, seconds) in enumerate(fitted):
+        with ThreadPoolExecutor(max_workers=F.shape[1]) as pool:
+            fitted = list(pool.map(fit_one, range(F.shape[1])))
+        for j, (model, seconds) in enumerate(fitted[: self.n_objectives]):
             self.diagnostics.append({"step": self.step, "objective": j, "predictor": model.describe(),
                                      "n_train": len(genomes), "cv_error": model.cv_error, "fit_seconds": seconds})
         return [model for model, _ in fitted]
 
     def predict(self, models: list, genomes: np.ndarray) -> np.ndarray:
-        """Predicted objective rows (minimization) of ``genomes``, all at once."""
+        """Predicted objective (minimization) and constraint columns of ``genomes``, all at once."""
         features = {}
         out = np.empty((len(genomes), len(models)))
         for j, model in enumerate(models):
@@ -95,18 +114,20 @@ class Linas(Strategy):
             out[:, j] = model.predict(features[enc])
         return out
 
-    def _inner_search(self, models: list, genomes: np.ndarray, F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _inner_search(self, models: list, genomes: np.ndarray, F: np.ndarray, G: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray]:
         seen_X: list[np.ndarray] = []
         seen_F: list[np.ndarray] = []
+        m = self.n_objectives
 
-        def evaluate(X: np.ndarray) -> np.ndarray:
+        def evaluate(X: np.ndarray):
             pred = self.predict(models, X)
             seen_X.append(X)
             seen_F.append(pred)
-            return pred
+            return (pred[:, :m], pred[:, m:]) if self.problem.n_constraints else pred
 
-        problem = genome_problem(self.space, self.n_objectives, evaluate=evaluate)
-        start = _best_first(genomes, F, self.inner_population)
+        problem = genome_problem(self.space, m, n_constraints=self.problem.n_constraints, evaluate=evaluate)
+        start = genomes[best_first(F, self.inner_population, G)]
         if len(start) < self.inner_population:
             extra = self.space.sample_unique(self._rng, self.inner_population - len(start),
                                              exclude=self.space.keys(start))
@@ -127,10 +148,10 @@ class Linas(Strategy):
         return X[fresh], P[fresh]
 
     def _select(self, visited: np.ndarray, predicted: np.ndarray) -> np.ndarray:
-        n = self.population
-        idx = _best_first_indices(predicted, n) if len(visited) else np.empty(0, dtype=np.int64)
+        n, m = self.population, self.n_objectives
+        idx = best_first(predicted[:, :m], n, predicted[:, m:]) if len(visited) else np.empty(0, dtype=np.int64)
         chosen = visited[idx]
-        self._proposed = dict(zip(self.space.keys(chosen), predicted[idx]))
+        self._proposed = dict(zip(self.space.keys(chosen), predicted[idx, :m]))
         if len(chosen) < n:  # the inner search saw too few new networks: top up at random
             extra = self.space.sample_unique(self._rng, n - len(chosen),
                                              exclude=self.known | set(self._proposed))
@@ -138,13 +159,20 @@ class Linas(Strategy):
         return chosen
 
     # ------------------------------------------------------------------ tell
-    def absorb(self, batches: list[tuple[np.ndarray, np.ndarray]]) -> bool:
-        """The predictors are refitted on everything told, so a diverged replay catches up
+    def absorb(self, batches: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> bool:
+        """The predictors are refitted on everything told, so a diverged resume catches up
         by being told the archived batches (their proposals were not this session's)."""
         self._proposed = {}
         return self._tell_batches(batches)
 
-    def tell(self, genomes: np.ndarray, F: np.ndarray) -> None:
+    def state_dict(self) -> dict:
+        return {"rng": rng_state(self._rng)}
+
+    def load_state_dict(self, state: dict) -> None:
+        set_rng_state(self._rng, state["rng"])
+        self._known_genomes = {g.tobytes() for g in self.genomes}
+
+    def tell(self, genomes: np.ndarray, F: np.ndarray, G: np.ndarray | None = None) -> None:
         """Also scores the predictions behind this batch against what was measured."""
         keys = self.space.keys(genomes)
         pairs = [(self._proposed[k], f) for k, f in zip(keys, np.asarray(F, dtype=float))
@@ -156,31 +184,8 @@ class Linas(Strategy):
                 quality = prediction_quality(predicted[:, j], measured[:, j])
                 self.diagnostics.append({"step": self.step, "objective": j, **quality})
         self._proposed = {}
-        super().tell(genomes, F)
+        super().tell(genomes, F, G)
         self._known_genomes.update(g.tobytes() for g in np.asarray(genomes, dtype=np.int64))
-
-
-def _best_first_indices(F: np.ndarray, n: int) -> np.ndarray:
-    """Indices of up to ``n`` rows of ``F``: whole non-dominated fronts in order, the
-    last front cut by crowding distance (most isolated first)."""
-    if len(F) <= n:
-        fronts = NonDominatedSorting().do(F)
-        return np.concatenate(fronts)
-    fronts = NonDominatedSorting().do(F, n_stop_if_ranked=n)
-    picked: list[int] = []
-    for front in fronts:
-        if len(picked) + len(front) <= n:
-            picked.extend(front)
-            continue
-        crowding = calc_crowding_distance(F[front])
-        order = np.argsort(-crowding, kind="stable")
-        picked.extend(front[order[: n - len(picked)]])
-        break
-    return np.array(picked, dtype=np.int64)
-
-
-def _best_first(genomes: np.ndarray, F: np.ndarray, n: int) -> np.ndarray:
-    return genomes[_best_first_indices(F, n)]
 
 
 def _derive_seed(seed: int, step: int) -> int:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from linas.space import SearchSpace
-from linas.strategies.base import Strategy, initial_population, strategies
+from linas.spec import Problem
+from linas.strategies.base import Strategy, initial_population, rng_state, set_rng_state, strategies
 
 
 @strategies.register("random")
@@ -15,8 +15,8 @@ class RandomSearch(Strategy):
     The first batch is the shared initial population.
     """
 
-    def __init__(self, space: SearchSpace, n_objectives: int, seed: int, population: int = 50) -> None:
-        super().__init__(space, n_objectives, seed, population)
+    def __init__(self, problem: Problem, seed: int, population: int = 50) -> None:
+        super().__init__(problem, seed, population)
         self._rng = np.random.default_rng([seed, 1])
 
     def ask(self) -> np.ndarray:
@@ -24,5 +24,11 @@ class RandomSearch(Strategy):
             return initial_population(self.space, self.seed, self.population)
         return self.space.sample_unique(self._rng, self.population, exclude=self.known)
 
-    def absorb(self, batches: list[tuple[np.ndarray, np.ndarray]]) -> bool:
+    def absorb(self, batches: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> bool:
         return self._tell_batches(batches)
+
+    def state_dict(self) -> dict:
+        return {"rng": rng_state(self._rng)}
+
+    def load_state_dict(self, state: dict) -> None:
+        set_rng_state(self._rng, state["rng"])
