@@ -34,13 +34,16 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from linas.report import load_run, report_run
+    from linas.report import best_under_constraints, load_run, report_run
 
     out = _output_dir(args.output or Path(args.run_dir) / "report")
     with load_run(args.run_dir) as run:
         for p in report_run(run, out):
             print(p)
         print(f"{run.label} seed {run.seed}: {len(run.hv)} validated, final HV {run.final_hv:.4f}")
+        constrained = best_under_constraints([run])
+        if len(constrained):
+            print(constrained.drop(columns=["strategy", "found", "best", "worst"]).to_string(index=False))
     return 0
 
 
@@ -59,22 +62,17 @@ def _compare(args: argparse.Namespace) -> int:
     print(comparison.final.to_string(index=False))
     print()
     print(comparison.reach.to_string(index=False))
+    if len(comparison.constrained):
+        print()
+        print(comparison.constrained.to_string(index=False))
     print(f"plots and tables written to {out}/")
     return 0
 
 
-def _positive_budget(budget: int) -> int:
-    if budget < 1:
-        raise LinasError(f"--budget must be a positive number of validations, not {budget}")
-    return budget
+def _evaluate(args: argparse.Namespace) -> int:
+    from linas.evaluate_network import evaluate_networks
 
-
-def _output_dir(path: str | Path) -> Path:
-    """Where a command writes its files: refused at once when it exists but is no folder."""
-    out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise LinasError(f"{out}: exists and is not a directory; name a folder with -o")
-    return out
+    return evaluate_networks(args.config, args.network)
 
 
 def _import(args: argparse.Namespace) -> int:
@@ -90,6 +88,20 @@ def _import(args: argparse.Namespace) -> int:
     print(f"{result.run_dir}: {result.n_validated} validated, {result.n_failed} failed, "
           f"{result.n_duplicates} repeated networks skipped (of {result.n_rows} rows), final HV {result.hypervolume:.4f}")
     return 0
+
+
+def _positive_budget(budget: int) -> int:
+    if budget < 1:
+        raise LinasError(f"--budget must be a positive number of validations, not {budget}")
+    return budget
+
+
+def _output_dir(path: str | Path) -> Path:
+    """Where a command writes its files: refused at once when it exists but is no folder."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise LinasError(f"{out}: exists and is not a directory; name a folder with -o")
+    return out
 
 
 def _plugin(registry_name: str):
@@ -147,6 +159,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", metavar="STRATEGY", help="the strategy speed-ups are measured for "
                                                            "(default: the first)")
     p.set_defaults(func=_compare)
+
+    p = sub.add_parser("evaluate", help="metrics of one network as one JSON line",
+                       description="Evaluate one network (a JSON or YAML file: the space's variable names, "
+                                   "OFA's {ks, e, d, r} or HAT's SubTransformer YAML; a list: one line each) "
+                                   "with the space and evaluator of an experiment config.")
+    p.add_argument("config", help="experiment YAML (its space and evaluator)")
+    p.add_argument("network", help="JSON or YAML file of the network")
+    p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("import", help="outside results (a CSV) as a run, for linas compare",
                        description="Store a CSV of networks and metrics, in evaluation order (e.g. DyNAS-T's "

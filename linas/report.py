@@ -20,7 +20,7 @@ from linas.archive import RunArchive  # noqa: E402
 from linas.errors import LinasError  # noqa: E402
 from linas.hypervolume import nondominated  # noqa: E402
 from linas.errors import ConfigError  # noqa: E402
-from linas.objectives import Objective  # noqa: E402
+from linas.objectives import Objective, feasible  # noqa: E402
 from linas.spec import RunSpec  # noqa: E402
 
 
@@ -32,6 +32,7 @@ class Run:
     spec: RunSpec  # what the run is (objectives with bounds, strategy, seed, budget...)
     hv: np.ndarray  # hypervolume after validation 1, 2, ...
     values: np.ndarray  # (n_validated, n_objectives), in the objectives' own units
+    metrics: list[dict]  # every metric of each validated network, in order
     archive: RunArchive
     wall_time_s: float  # of the whole run, over all its sessions
     n_records: int | None = None  # evaluations (failed ones included) within the budget; None: all
@@ -52,12 +53,6 @@ class Run:
     def targets(self) -> list[float]:
         """Target hypervolumes named by the experiment config."""
         return list(self.spec.targets)
-
-    @property
-    def finished(self) -> bool:
-        """Whether the run validated its whole budget or its strategy ran out of new networks."""
-        status = self.archive.meta().get("status")
-        return len(self.hv) >= self.spec.budget or status == "exhausted"
 
     @property
     def final_hv(self) -> float:
@@ -110,7 +105,7 @@ def load_run(run_dir: str | Path, budget: int | None = None) -> Run:
     ok = [r for r in records if r.ok]
     return Run(Path(run_dir), spec, np.array([r.hypervolume for r in ok], dtype=float),
                np.array([[r.metrics[o.name] for o in objectives] for r in ok], dtype=float).reshape(
-                   len(ok), len(objectives)), archive,
+                   len(ok), len(objectives)), [r.metrics for r in ok], archive,
                # a run's wall time is not known at a point inside it
                float(meta.get("wall_time_s", float("nan"))) if n_records is None else float("nan"), n_records)
 
@@ -129,9 +124,38 @@ def unfinished(runs: list[Run], budget: int | None = None) -> list[str]:
     return lines
 
 
+def feasible_mask(run: Run) -> np.ndarray:
+    """Which validated networks satisfy every constraint of the run."""
+    return np.array([feasible(run.spec.constraints, m) for m in run.metrics], dtype=bool)
+
+
 def pareto_front(run: Run) -> np.ndarray:
+    """The validated front among networks inside every constraint."""
     signs = np.array([o.sign for o in run.objectives])
-    return run.values[nondominated(run.values * signs)]
+    values = run.values[feasible_mask(run)]
+    return values[nondominated(values * signs)]
+
+
+def best_under_constraints(runs: list[Run]) -> pd.DataFrame:
+    """Per strategy, constraint and objective: the best value any validated network inside
+    that constraint reached, over seeds (mean, best, worst), and how many runs found one."""
+    rows = []
+    for label, rs in group_runs(runs).items():
+        constraints = {c for r in rs for c in r.spec.constraints}
+        for c in sorted(constraints, key=lambda c: c.describe()):
+            for j, o in enumerate(rs[0].objectives):
+                best = []
+                for r in rs:
+                    inside = [m[o.name] for m in r.metrics if c.metric in m and c.violation(m[c.metric]) <= 0]
+                    if inside:
+                        best.append(max(inside) if o.direction == "max" else min(inside))
+                pick = max if o.direction == "max" else min
+                worst = min if o.direction == "max" else max
+                rows.append({"strategy": label, "constraint": c.describe(), "objective": o.label,
+                             "found": f"{len(best)}/{len(rs)}",
+                             "best_mean": float(np.mean(best)) if best else None,
+                             "best": pick(best) if best else None, "worst": worst(best) if best else None})
+    return pd.DataFrame(rows)
 
 
 # ----------------------------------------------------------------------------- one run
@@ -161,7 +185,11 @@ def report_run(run: Run, out_dir: str | Path) -> list[Path]:
 def _scatter_front(ax, run: Run, label: str, color: str, all_points: bool = True) -> None:
     x, y = run.objectives[1], run.objectives[0]
     if all_points:
-        ax.scatter(run.values[:, 1], run.values[:, 0], s=6, alpha=0.3, color=color)
+        inside = feasible_mask(run)
+        ax.scatter(run.values[inside, 1], run.values[inside, 0], s=6, alpha=0.3, color=color)
+        if not inside.all():
+            ax.scatter(run.values[~inside, 1], run.values[~inside, 0], s=6, alpha=0.3, color="grey", marker="x",
+                       label="outside a constraint")
     front = pareto_front(run)
     front = front[np.argsort(front[:, 1])]
     ax.step(front[:, 1], front[:, 0], where="post" if y.direction == "max" else "pre", color=color, label=label)
@@ -169,6 +197,14 @@ def _scatter_front(ax, run: Run, label: str, color: str, all_points: bool = True
     ax.set(xlabel=x.label, ylabel=y.label)
     ax.grid(alpha=0.3)
     ax.legend()
+
+
+def _constrained_markdown(table: pd.DataFrame) -> str:
+    if not len(table):
+        return ""
+    return ("\n## Best value under each constraint\n\nOver the validated networks inside the constraint; "
+            "`found`: runs with at least one such network.\n\n" + table.to_markdown(index=False, floatfmt=".4g")
+            + "\n")
 
 
 def _save(fig: Figure, path: Path) -> Path:
@@ -218,6 +254,7 @@ class Comparison:
     reach: pd.DataFrame  # per target and strategy: runs that reached, median validations
     wilcoxon: pd.DataFrame  # per pair of strategies: paired seeds, p-value on final HV
     targets: list[float]
+    constrained: pd.DataFrame  # per strategy, constraint and objective: best value inside it
 
 
 def compare_runs(runs: list[Run], targets: list[float] | None = None, reference: str | None = None
@@ -273,7 +310,7 @@ def compare_runs(runs: list[Run], targets: list[float] | None = None, reference:
             p = float(stats.wilcoxon(fa, fb).pvalue)
         wil_rows.append({"a": a, "b": b, "paired_seeds": len(seeds), "mean_diff": float(np.mean(fa - fb))
                          if seeds else float("nan"), "wilcoxon_p": p})
-    return Comparison(final, pd.DataFrame(reach_rows), pd.DataFrame(wil_rows), targets)
+    return Comparison(final, pd.DataFrame(reach_rows), pd.DataFrame(wil_rows), targets, best_under_constraints(runs))
 
 
 def censored_median(values: list[tuple[float, bool]]) -> tuple[float, bool]:
@@ -353,6 +390,9 @@ def report_comparison(runs: list[Run], out_dir: str | Path, targets: list[float]
     comparison.final.to_csv(out / "final_hv.csv", index=False)
     comparison.reach.to_csv(out / "validations_to_reach.csv", index=False)
     comparison.wilcoxon.to_csv(out / "wilcoxon.csv", index=False)
+    if len(comparison.constrained):
+        comparison.constrained.to_csv(out / "best_under_constraints.csv", index=False)
+        paths.append(out / "best_under_constraints.csv")
     md = out / "comparison.md"
     md.write_text("## Final hypervolume\n\n" + comparison.final.to_markdown(index=False, floatfmt=".4f")
                   + "\n\n## Validations needed to reach a hypervolume\n\n"
@@ -362,6 +402,7 @@ def report_comparison(runs: list[Run], out_dir: str | Path, targets: list[float]
                   + comparison.reach.to_markdown(index=False, floatfmt=".4g")
                   + "\n\n## Wilcoxon signed-rank test on final hypervolume over paired seeds\n\n"
                   + comparison.wilcoxon.to_markdown(index=False, floatfmt=".4g") + "\n"
+                  + _constrained_markdown(comparison.constrained)
                   + "\n## Machines\n\n" + "\n".join(f"- {m}" for m in _machines(runs)) + "\n")
     paths += [out / "final_hv.csv", out / "validations_to_reach.csv", out / "wilcoxon.csv", md]
     for r in runs:

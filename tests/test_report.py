@@ -44,6 +44,7 @@ class FakeRun:
 
     def __init__(self, label, seed, reach_at, length=60):
         self.label, self.seed, self.targets, self.wall_time_s = label, seed, [], 1.0
+        self.spec = type("Spec", (), {"constraints": ()})()  # unconstrained
         self.hv = np.full(length, 0.4)
         if reach_at is not None:
             self.hv[reach_at - 1:] = 0.6
@@ -120,3 +121,30 @@ def test_compare_warns_about_unfinished_runs_and_writes_censored_tables(tmp_path
     assert capsys.readouterr().err == ""  # as they stood after 6 validations, every run was complete
     assert main(["compare", str(runs), "--reference", "annealing"]) == 2
     assert "reference strategy 'annealing' is not among the runs" in capsys.readouterr().err
+
+
+def _constrained_run(tmp_path, synthetic, limit):
+    from linas.objectives import Constraint
+    from linas.report import load_run
+    from linas.runner import run_search
+    from linas.strategies import make_strategy
+    from linas.testing import run_spec
+
+    spec = run_spec("random", 0, 40, synthetic.metrics[:2], [(60, 80), (10, 160)], {"population": 20},
+                    constraints=[Constraint("latency", max=limit)], space=synthetic.space)
+    strategy = make_strategy("random", spec.problem(synthetic.space), 0, {"population": 20})
+    run_search(tmp_path / "run", spec, synthetic.space, synthetic, strategy, progress=False)
+    return load_run(tmp_path / "run")
+
+
+def test_fronts_and_best_values_keep_to_the_constraints(tmp_path, synthetic):
+    from linas.report import best_under_constraints, pareto_front
+
+    with _constrained_run(tmp_path, synthetic, 50.0) as run:
+        latency = run.values[:, 1]
+        assert (latency > 50).any() and (latency <= 50).any()
+        assert (pareto_front(run)[:, 1] <= 50).all()
+        table = best_under_constraints([run]).set_index("objective")
+        assert table.loc["top1 (%)", "best"] == pytest.approx(run.values[latency <= 50, 0].max())
+        assert table.loc["latency (ms)", "best"] == pytest.approx(latency.min())
+        assert table.loc["top1 (%)", "constraint"] == "latency <= 50"
