@@ -16,6 +16,7 @@ persistence, resume and hypervolume accounting are the same for all of them.
 
 from __future__ import annotations
 
+import json
 import platform
 import sys
 import time
@@ -28,6 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 from linas.archive import EvaluationCache, RunArchive
+from linas.errors import ConfigError
 from linas.evaluator import Evaluator
 from linas.hypervolume import HypervolumeTracker, Normalizer
 from linas.objectives import feasible, to_minimization, violations
@@ -108,6 +110,7 @@ def _bind(archive: RunArchive, spec: RunSpec, space: SearchSpace, evaluator: Eva
         "objectives": [o.to_dict() for o in spec.objectives], "experiment": spec.experiment,
         "targets": list(spec.targets), "budget": spec.budget})
     meta = archive.meta()
+    _check_defaults(archive, meta.get("spec"), spec)
     stored_budget = int(meta.get("budget", 0))
     if spec.budget < stored_budget:
         # A smaller budget stops this session earlier but never lowers what the run was set to.
@@ -121,6 +124,19 @@ def _bind(archive: RunArchive, spec: RunSpec, space: SearchSpace, evaluator: Eva
     archive.set_meta("sessions", [*meta.get("sessions", []), {
         "started": time.time(), "machine": host, "versions": versions, "validated_before": archive.n_validated}])
     return resumed
+
+
+def _check_defaults(archive: RunArchive, stored: dict | None, spec: RunSpec) -> None:
+    """Refuse to resume a run whose strategy options, defaults filled in, are no longer what
+    they were (a default changed between library versions would silently mix two searches)."""
+    before = (stored or {}).get("strategy", {}).get("resolved")
+    now = spec.strategy.get("resolved")
+    if before is None or now is None or json.loads(json.dumps(now)) == before:
+        return
+    changed = ", ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in sorted(set(before) | set(now))
+                        if json.loads(json.dumps(now.get(k))) != before.get(k))
+    raise ConfigError(f"{archive.run_dir}: the options of strategy '{spec.strategy['name']}' changed since the run "
+                      f"started ({changed}); give the old values in the config to resume it")
 
 
 class _Loop:

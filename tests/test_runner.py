@@ -280,3 +280,21 @@ def test_a_measurement_is_archived_before_it_is_cached(tmp_path, synthetic, monk
     run(tmp_path, CountingEvaluator(synthetic), "random", 5, options={"population": 5}, cache=cache)
     assert order == ["archive", "cache"] * 5
     assert not any(r.cached for r in RunArchive.open_existing(tmp_path / "run").records())
+
+
+def test_a_run_whose_strategy_defaults_changed_is_refused_not_mixed(tmp_path, synthetic):
+    from dataclasses import replace
+
+    from linas.testing import run_spec
+
+    def spec(resolved):
+        s = run_spec("random", 0, 20, CountingEvaluator.metrics, BOUNDS, {"population": 20})
+        return replace(s, strategy={**s.strategy, "resolved": resolved})
+
+    evaluator = CountingEvaluator(synthetic)
+    strategy = make_strategy("random", spec({}).problem(synthetic.space), 0, {"population": 20})
+    run_search(tmp_path / "run", spec({"population": 20, "x": 1}), synthetic.space, evaluator, strategy,
+               progress=False)
+    with pytest.raises(ConfigError, match=r"options of strategy 'random' changed since the run started \(x: 1 -> 2\)"):
+        run_search(tmp_path / "run", spec({"population": 20, "x": 2}), synthetic.space, evaluator, strategy,
+                   progress=False)
