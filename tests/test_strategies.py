@@ -142,3 +142,15 @@ def test_vectorized_tournament_decides_as_pymoos_binary_tournament():
     undecided = ~decided & (a != b)
     assert {"a", "b"} == {"a" if x == y else "b" for x, y in zip(fast[undecided], a[undecided])}  # coin flips
     assert np.all((fast[~decided] == a[~decided]) | (fast[~decided] == b[~decided]))
+
+
+def test_linas_can_take_its_batch_from_the_inner_final_population_first(synthetic):
+    s = make_strategy("linas", Problem.simple(synthetic.space, 2), 0,
+                      {"population": 20, "inner_evaluations": 1000, "selection": "population"})
+    g = s.ask()
+    s.tell(g, measure(synthetic, g))
+    batch = s.ask()
+    in_final = [x.tobytes() in s._final_keys for x in batch]
+    fresh_final = len({k for k in s._final_keys} - {x.tobytes() for x in s.genomes})
+    assert sum(in_final) == min(20, fresh_final) > 0
+    assert in_final == sorted(in_final, reverse=True)  # the final population's networks lead the batch

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Literal
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -51,6 +52,9 @@ class Linas(Strategy):
         inner_evaluations: int = Field(20_000, ge=2)
         inner_population: int = Field(50, ge=2)
         predictor: str = "auto"
+        selection: Literal["visited", "population"] = Field(
+            "visited", description="where each batch comes from: best-first over every network the inner "
+                                   "search visited, or its final population first (as DyNAS-T does)")
 
         @model_validator(mode="after")
         def _consistent(self):
@@ -60,10 +64,11 @@ class Linas(Strategy):
             return self
 
     def __init__(self, problem: Problem, seed: int, population: int = 50, inner_evaluations: int = 20_000,
-                 inner_population: int = 50, predictor: str = "auto") -> None:
+                 inner_population: int = 50, predictor: str = "auto", selection: str = "visited") -> None:
         super().__init__(problem, seed, population)
         self.Options(population=population, inner_evaluations=inner_evaluations,
-                     inner_population=inner_population, predictor=predictor)
+                     inner_population=inner_population, predictor=predictor, selection=selection)
+        self.selection = selection
         self.inner_evaluations = inner_evaluations
         self.inner_population = inner_population
         self.predictor = predictor
@@ -136,10 +141,16 @@ class Linas(Strategy):
         # search skips pymoo's duplicate elimination (a quarter of its time, no better fronts).
         algorithm = FastNSGA2(pop_size=self.inner_population, sampling=start,
                           **nsga2_operators(self.space, eliminate_duplicates=False))
-        minimize(problem, algorithm, termination=("n_eval", self.inner_evaluations),
-                 seed=_derive_seed(self.seed, self.step), verbose=False)
+        result = minimize(problem, algorithm, termination=("n_eval", self.inner_evaluations),
+                          seed=_derive_seed(self.seed, self.step), verbose=False)
         X = np.vstack(seen_X)
         P = np.vstack(seen_F)
+        if self.selection == "population":
+            # The final population first (in visit order), then everything else visited.
+            final = {g.tobytes() for g in np.asarray(result.pop.get("X"), dtype=np.int64)}
+            in_final = np.array([x.tobytes() in final for x in X])
+            X, P = np.vstack([X[in_final], X[~in_final]]), np.vstack([P[in_final], P[~in_final]])
+            self._final_keys = final
         # Distinct networks in order of first visit, minus those already validated.
         rows = np.ascontiguousarray(X).view(np.dtype((np.void, X.dtype.itemsize * X.shape[1]))).ravel()
         _, first = np.unique(rows, return_index=True)
@@ -149,7 +160,15 @@ class Linas(Strategy):
 
     def _select(self, visited: np.ndarray, predicted: np.ndarray) -> np.ndarray:
         n, m = self.population, self.n_objectives
-        idx = best_first(predicted[:, :m], n, predicted[:, m:]) if len(visited) else np.empty(0, dtype=np.int64)
+        idx = np.empty(0, dtype=np.int64)
+        if len(visited) and self.selection == "population":
+            # Best-first within the fresh members of the final population, then the visited rest.
+            k = int(np.sum([g.tobytes() in self._final_keys for g in visited]))
+            head = best_first(predicted[:k, :m], n, predicted[:k, m:])
+            tail = k + best_first(predicted[k:, :m], n - len(head), predicted[k:, m:]) if len(head) < n else []
+            idx = np.concatenate([head, np.asarray(tail, dtype=np.int64)])
+        elif len(visited):
+            idx = best_first(predicted[:, :m], n, predicted[:, m:])
         chosen = visited[idx]
         self._proposed = dict(zip(self.space.keys(chosen), predicted[idx, :m]))
         if len(chosen) < n:  # the inner search saw too few new networks: top up at random
