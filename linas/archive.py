@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import fcntl
 import functools
+import io
 import json
 import os
 import sqlite3
@@ -125,7 +126,7 @@ class RunArchive:
     def __init__(self, run_dir: str | Path, exclusive: bool = True) -> None:
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / self.FILENAME
-        self._lock: int | None = None
+        self._lock: io.FileIO | None = None
         self._conn: sqlite3.Connection | None = None
         try:
             if exclusive:
@@ -271,7 +272,7 @@ class RunArchive:
             self._conn.close()
             self._conn = None
         if self._lock is not None:
-            os.close(self._lock)  # releases the flock
+            self._lock.close()  # releases the flock
             self._lock = None
 
     def __enter__(self) -> RunArchive:
@@ -281,24 +282,24 @@ class RunArchive:
         self.close()
 
 
-def _lock(path: Path, what: str) -> int:
-    """An open descriptor of ``path`` holding an exclusive flock, with this PID written in
-    it; LinasError naming the holder's PID when another process holds it. The kernel
-    releases the lock when the descriptor is closed or the process dies (even by SIGKILL),
-    so no stale lock outlives its run."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+def _lock(path: Path, what: str) -> io.FileIO:
+    """``path`` open, holding an exclusive flock, with this PID written in it; LinasError
+    naming the holder's PID when another process holds it. The lock goes with the file:
+    closed (or garbage-collected with the archive), or its process dead (even by
+    SIGKILL), it is released, so no stale lock outlives its run."""
+    file = io.FileIO(os.open(path, os.O_RDWR | os.O_CREAT, 0o644), "r+")
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-        os.close(fd)
+        holder = os.pread(file.fileno(), 32, 0).decode(errors="replace").strip() or "unknown"
+        file.close()
         raise LinasError(f"{what} is in use by process {holder}") from None
     except BaseException:
-        os.close(fd)
+        file.close()
         raise
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    return fd
+    file.truncate(0)
+    os.pwrite(file.fileno(), f"{os.getpid()}\n".encode(), 0)
+    return file
 
 
 def _nan_to_none(x: float | None) -> float | None:

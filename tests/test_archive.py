@@ -73,6 +73,8 @@ def test_a_run_is_locked_by_the_archive_that_writes_it(tmp_path):
     reader.close()
     writer.close()
     RunArchive(tmp_path).close()  # released on close
+    assert RunArchive(tmp_path).records() == []  # and with an archive nobody closed, once it is collected
+    RunArchive(tmp_path).close()
 
 
 def test_a_second_search_of_a_running_experiment_stops_at_once_and_a_killed_one_leaves_no_lock(tmp_path):
