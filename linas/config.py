@@ -47,6 +47,7 @@ class Component(StrictModel):
 
 class StrategyConfig(Component):
     label: str | None = None
+    budget: int | None = Field(default=None, gt=0)  # this strategy's budget, when not the experiment's
 
     @property
     def run_label(self) -> str:
@@ -135,6 +136,10 @@ def load_experiment(path: str | Path, overrides: dict[str, Any] | None = None) -
     can be named in it)."""
     data = load_yaml(path)
     data.update(overrides or {})
+    if "budget" in (overrides or {}) and isinstance(data.get("strategies"), list):
+        # A budget given on the command line is every run's, per-strategy budgets included.
+        data["strategies"] = [{k: v for k, v in s.items() if k != "budget"} if isinstance(s, dict) else s
+                              for s in data["strategies"]]
     config = parse(ExperimentConfig, data, where=str(path))
     import_plugins(config.plugins, Path(path).parent)
     return config

@@ -60,9 +60,9 @@ class Experiment:
             evaluator={"name": c.evaluator.name, "options": c.evaluator.options,
                        "identity": self.evaluator.identity},
             objectives=tuple(self.objectives), reference_point=tuple(c.reference),
-            strategy={**strategy.model_dump(),  # options as given, and with every default filled in
+            strategy={**strategy.model_dump(exclude={"budget"}),  # options as given, and with defaults
                       "resolved": strategies.options(strategy.name, strategy.options, n_args=2)},
-            seed=seed, budget=c.budget, constraints=tuple(self.constraints),
+            seed=seed, budget=strategy.budget or c.budget, constraints=tuple(self.constraints),
             targets=tuple(c.targets))
 
     def run(self, progress: bool = True, log=print) -> list[RunResult]:

@@ -102,3 +102,16 @@ def test_a_reference_point_nothing_within_the_bounds_can_dominate_is_refused(tmp
 def test_reference_points_inside_or_beyond_the_box_are_accepted(tmp_path, reference):
     synthetic_config(tmp_path, reference_point=reference)
     assert load_experiment(tmp_path / "exp.yaml").reference == reference
+
+
+def test_a_strategy_may_have_its_own_budget_and_the_command_line_overrides_all(tmp_path):
+    from linas.config import load_experiment
+
+    from helpers import synthetic_config
+
+    synthetic_config(tmp_path, budget=60, strategies=[{"name": "random", "budget": 500},
+                                                      {"name": "nsga2", "label": "n"}])
+    config = load_experiment(tmp_path / "exp.yaml")
+    assert [s.budget or config.budget for s in config.strategies] == [500, 60]
+    config = load_experiment(tmp_path / "exp.yaml", {"budget": 30})
+    assert [s.budget or config.budget for s in config.strategies] == [30, 30]
