@@ -33,6 +33,7 @@ Example config::
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
@@ -301,39 +302,61 @@ class Progress:
 
 def train_supernet(config: TrainerConfig, train: ImageData | None = None,
                    val: ImageData | None = None) -> dict[str, Any]:
-    """Train (or resume) a supernet as ``config`` says; returns the last epoch's log entry."""
+    """Train (or resume) a supernet as ``config`` says; returns the last epoch's log entry.
+
+    ``OUTPUT/run.lock`` (holding this process's id) keeps a second run off the same folder.
+    """
     t = config.train
     if t.threads:
         torch.set_num_threads(t.threads)
     out = Path(config.output).expanduser()
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
-    train = train if train is not None else load_split(config.data, "train")
-    if val is None and t.eval_images != 0:
-        val = load_split(config.data, "val")
-    trainer = SandwichTrainer(config, train, val)
-    ckpt = out / "checkpoint.pt"
-    log = (out / "train.log").open("a")
-    if ckpt.is_file():
-        trainer.load(ckpt)
-        print(f"resumed from {ckpt} at step {trainer.step}/{trainer.total_steps}", file=log, flush=True)
-    progress = Progress(trainer)
-    summary: dict[str, Any] = trainer.history[-1] if trainer.history else {}
+    with _output_lock(out / "run.lock"):
+        (out / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+        train = train if train is not None else load_split(config.data, "train")
+        if val is None and t.eval_images != 0:
+            val = load_split(config.data, "val")
+        trainer = SandwichTrainer(config, train, val)
+        ckpt = out / "checkpoint.pt"
+        if ckpt.is_file():
+            trainer.load(ckpt)
+        with (out / "train.log").open("a") as log:
+            if trainer.step:
+                print(f"resumed from {ckpt} at step {trainer.step}/{trainer.total_steps}", file=log, flush=True)
+            progress = Progress(trainer)
+            summary: dict[str, Any] = trainer.history[-1] if trainer.history else {}
+            try:
+                from tqdm import tqdm
+            except ImportError:  # pragma: no cover
+                tqdm = None
+            stop = min(trainer.total_steps, t.stop_at_step or trainer.total_steps)
+            with _stop_on_signals() as signalled:
+                summary = _train_epochs(trainer, config, train, out, log, progress, stop, tqdm, signalled) or summary
+        if trainer.step < trainer.total_steps:
+            return {"paused_at_step": trainer.step, **summary}
+        save_supernet(out / "supernet.pt", trainer.net, meta={"steps": trainer.step, "history": trainer.history,
+                                                              "config": config.model_dump(mode="json")},
+                      half=config.save_half)
+        return summary
+
+
+@contextmanager
+def _output_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (this process's id written in it) while training; a one-line
+    error naming the holder when another process trains into the same folder. The lock dies with its process."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        from tqdm import tqdm
-    except ImportError:  # pragma: no cover
-        tqdm = None
-    stop = min(trainer.total_steps, t.stop_at_step or trainer.total_steps)
-    with _stop_on_signals() as signalled:
-        summary = _train_epochs(trainer, config, train, out, log, progress, stop, tqdm, signalled) or summary
-    if trainer.step < trainer.total_steps:
-        log.close()
-        return {"paused_at_step": trainer.step, **summary}
-    save_supernet(out / "supernet.pt", trainer.net, meta={"steps": trainer.step, "history": trainer.history,
-                                                          "config": config.model_dump(mode="json")},
-                  half=config.save_half)
-    log.close()
-    return summary
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise LinasError(f"{path.parent}: another training (process {holder}) is running into this folder; "
+                             f"stop it first (kill -TERM {holder} saves its checkpoint)") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
 
 
 @contextmanager

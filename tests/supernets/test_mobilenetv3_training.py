@@ -431,3 +431,21 @@ def test_a_stop_signal_saves_the_checkpoint_and_the_run_resumes_exactly(tmp_path
     assert a["step"] == b["step"] == 12
     for k in a["state_dict"]:
         torch.testing.assert_close(a["state_dict"][k], b["state_dict"][k], rtol=0, atol=0, msg=k)
+
+
+def test_a_second_training_into_the_same_folder_is_refused_while_the_first_runs(tmp_path):
+    import fcntl
+    import os
+
+    tmp_path.mkdir(exist_ok=True)
+    fd = os.open(tmp_path / "run.lock", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running trainer holds it
+        os.write(fd, b"4242\n")
+        with pytest.raises(LinasError, match="another training \\(process 4242\\)"):
+            train_supernet(_staged_config(tmp_path, stop_at_step=1))
+        assert not (tmp_path / "checkpoint.pt").exists() and not (tmp_path / "config.yaml").exists()
+    finally:
+        os.close(fd)
+    assert train_supernet(_staged_config(tmp_path, stop_at_step=1))["paused_at_step"] == 1  # free again
+    assert (tmp_path / "run.lock").read_text().strip() == str(os.getpid())
