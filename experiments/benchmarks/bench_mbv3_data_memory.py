@@ -58,19 +58,19 @@ def child(args: argparse.Namespace) -> None:
 
     import torch
 
-    from supernets.mobilenetv3 import data
+    from supernets.mobilenetv3 import datasets, decoding
     from supernets.mobilenetv3.data import DataSettings, load_split
 
     torch.set_num_threads(1)
-    data.CACHE = Path(args.cache)
+    datasets.CACHE = Path(args.cache)
     decoded = []
-    decode_one = data._decode_one
+    decode_one = decoding.decode_one
 
     def counting(path: str, *args) -> np.ndarray:
         decoded.append(path)
         return decode_one(path, *args)
 
-    data._decode_one = counting
+    decoding.decode_one = counting
 
     def rss_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
