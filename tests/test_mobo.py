@@ -66,3 +66,35 @@ def test_a_batch_is_new_distinct_networks(toy_space):
     batch = s.ask()
     keys = toy_space.keys(batch)
     assert len(batch) == 8 and len(set(keys)) == 8 and not set(keys) & s.known
+
+
+def test_the_botorch_backend_needs_botorch(toy_space):
+    import importlib.util
+
+    import pytest
+
+    from linas.errors import ConfigError
+
+    if importlib.util.find_spec("botorch") is not None:
+        pytest.skip("botorch is installed")
+    with pytest.raises(ConfigError, match="backend 'botorch' needs BoTorch"):
+        make_strategy("mobo", two_objectives(toy_space), 0, {"backend": "botorch"})
+
+
+def test_the_botorch_backend_proposes_new_distinct_networks_deterministically(toy_space):
+    import pytest
+
+    pytest.importorskip("botorch")
+    options = {"inner_evaluations": 200, "inner_population": 20, "candidates": 30, "front_mutations": 10,
+               "mc_samples": 16, "population": 6, "backend": "botorch"}
+
+    def batch():
+        s = make_strategy("mobo", two_objectives(toy_space), 0, options)
+        g = s.ask()
+        s.tell(g, np.column_stack([g[:, 2:].sum(axis=1), -g[:, 2:].sum(axis=1) + g[:, 0]]) / 12.0)
+        return s, s.ask()
+
+    s, first = batch()
+    keys = toy_space.keys(first)
+    assert len(set(keys)) == 6 and not set(keys) & s.known
+    assert toy_space.keys(batch()[1]) == keys

@@ -5,8 +5,9 @@ greedy batch of 50 by Monte Carlo EHVI with pending points, over the 45-variable
 MobileNetV3 space with synthetic objectives (normalized by the synthetic config's bounds).
 
     python experiments/benchmarks/bench_mobo_overhead.py [--repeats 1] [--observations 500 1000]
+    python experiments/benchmarks/bench_mobo_overhead.py --backend botorch    # pip install 'linas[bo]'
 
-Writes results/benchmarks/mobo_overhead.json.
+Writes results/benchmarks/mobo_overhead.json (mobo_overhead_botorch.json for BoTorch).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--observations", type=int, nargs="+", default=[500, 1000])
+    parser.add_argument("--backend", choices=["sklearn", "botorch"], default="sklearn")
     args = parser.parse_args()
 
     space = get_space("ofa_mbv3")
@@ -44,7 +46,7 @@ def main() -> None:
         F = to_minimization(objectives, [evaluator.evaluate_one(space.to_config(g)) for g in genomes])
         totals, parts = [], []
         for r in range(args.repeats):
-            strategy = make_strategy("mobo", problem, r, {"population": 50})
+            strategy = make_strategy("mobo", problem, r, {"population": 50, "backend": args.backend})
             strategy.tell(genomes[:50], F[:50])  # the shared initial population, then the rest
             strategy.tell(genomes[50:], F[50:])
             start = time.perf_counter()
@@ -58,12 +60,13 @@ def main() -> None:
                "candidates_s": statistics.median(p["candidates"] for p in parts),
                "acquisition_s": statistics.median(p["acquisition"] for p in parts),
                "n_candidates": parts[0]["n_candidates"],
-               "options": strategies.options("mobo", {"population": 50}, n_args=2)}
+               "options": strategies.options("mobo", {"population": 50, "backend": args.backend}, n_args=2)}
         rows.append(row)
         print(f"{n:>5} observations: step {row['step_s_median']:.1f} s (GP fits {row['fit_s']:.1f} s, "
               f"candidates {row['candidates_s']:.1f} s, acquisition {row['acquisition_s']:.1f} s "
               f"over {row['n_candidates']} candidates)", flush=True)
-    path = write_result("mobo_overhead", {"rows": rows, "note": "2 CPU cores shared with two supernet trainings; "
+    name = "mobo_overhead" if args.backend == "sklearn" else f"mobo_overhead_{args.backend}"
+    path = write_result(name, {"rows": rows, "note": "2 CPU cores shared with two supernet trainings; "
                                           "see load_average_1m"})
     print(f"-> {path}")
 

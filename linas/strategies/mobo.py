@@ -20,17 +20,20 @@ population):
    neighbours), and the next is chosen against that; when no candidate is expected to
    improve, the rest are taken best first on the GP means.
 
-Why scikit-learn and not BoTorch's qLogNEHVI: it keeps torch (and botorch, gpytorch,
-linear_operator) out of the search engine, which runs without torch, and on the 2 shared CPU cores this project runs on the cost of a step is under our
-control: the GP hyperparameters are fitted on ``fit_points`` networks (the O(n^3)
+Two backends. ``sklearn`` (the default) is the above: it keeps torch out of the search
+engine, and on the 2 shared CPU cores this project runs on the cost of a step stays
+small: the GP hyperparameters are fitted on ``fit_points`` networks (the O(n^3)
 likelihood gradients dominate otherwise: 150 s for two GPs at 500 networks under load,
 5 s with 300), the posterior uses all, and the 2-objective improvement is computed
-exactly in O(log front) per sample, vectorized over candidates x samples (qNEHVI would
-integrate over the noisy front of every observed network at each of the 50 picks; the
-synthetic and lookup-table objectives here are nearly noise-free, so the observed front
-is taken as measured). More than 2 objectives fall back to linas.mo.hv_improvement per
-sample (slow). results/benchmarks/mobo_overhead.json: the cost per step at 500 and 1,000
-observations.
+exactly in O(log front) per sample, vectorized over candidates x samples; the synthetic
+and lookup-table objectives are nearly noise-free, so the observed front is taken as
+measured. More than 2 objectives fall back to linas.mo.hv_improvement per sample (slow).
+``botorch`` (``pip install 'linas[bo]'``, :mod:`linas.strategies._botorch`) fits
+BoTorch SingleTaskGPs (ARD on the one-hot features) and picks the batch by qLogNEHVI
+with the earlier picks as pending points, over the same candidates; it integrates over
+the noisy front of every observed network at each pick, and is far slower here: 430 s
+for one step at 100 observations (a batch of 20 from 250 candidates), against about
+10 s for the default at 500-1,000 observations (results/benchmarks/mobo_overhead*.json).
 
 The state saved after each tell is the random generator: the GP fits are deterministic
 given what was told, so resume restores without replaying.
@@ -38,8 +41,10 @@ given what was told, so resume restores without replaying.
 
 from __future__ import annotations
 
+import importlib.util
 import time
 import warnings
+from typing import Literal
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -171,7 +176,9 @@ class MOBO(RngState, Strategy):
     ``candidates`` (taken from it, default 500), ``front_mutations`` (mutations of the
     validated front added as candidates, default 200), ``mc_samples`` (default 128),
     ``fit_points`` (networks the GP hyperparameters are fitted on, default 300; the
-    posterior uses all), ``ard`` (one length scale per one-hot column; slower).
+    posterior uses all), ``ard`` (one length scale per one-hot column; slower), ``backend``
+    (``sklearn``, or ``botorch``: BoTorch's SingleTaskGPs and qLogNEHVI with pending points,
+    ``pip install 'linas[bo]'``; see :mod:`linas.strategies._botorch`).
     """
 
     quick_options = {"inner_evaluations": 300, "inner_population": 20, "candidates": 60, "front_mutations": 20,
@@ -185,23 +192,27 @@ class MOBO(RngState, Strategy):
         mc_samples: int = Field(128, ge=1)
         fit_points: int = Field(300, ge=2, description="networks the GP hyperparameters are fitted on")
         ard: bool = False
+        backend: Literal["sklearn", "botorch"] = "sklearn"
 
         @model_validator(mode="after")
         def _consistent(self):
             if self.inner_evaluations < self.inner_population:
                 raise ValueError("inner_evaluations must be at least inner_population")
+            if self.backend == "botorch" and importlib.util.find_spec("botorch") is None:
+                raise ValueError("backend 'botorch' needs BoTorch: pip install 'linas[bo]'")
             return self
 
     def __init__(self, problem: Problem, seed: int, population: int = 50, inner_evaluations: int = 5_000,
                  inner_population: int = 50, candidates: int = 500, front_mutations: int = 200,
-                 mc_samples: int = 128, fit_points: int = 300, ard: bool = False) -> None:
+                 mc_samples: int = 128, fit_points: int = 300, ard: bool = False,
+                 backend: Literal["sklearn", "botorch"] = "sklearn") -> None:
         super().__init__(problem, seed, population)
         self.Options(population=population, inner_evaluations=inner_evaluations, inner_population=inner_population,
                      candidates=candidates, front_mutations=front_mutations, mc_samples=mc_samples,
-                     fit_points=fit_points, ard=ard)
+                     fit_points=fit_points, ard=ard, backend=backend)
         self.inner_evaluations, self.inner_population = inner_evaluations, inner_population
         self.n_candidates, self.front_mutations, self.mc_samples = candidates, front_mutations, mc_samples
-        self.fit_points, self.ard = fit_points, ard
+        self.fit_points, self.ard, self.backend = fit_points, ard, backend
         self._rng = np.random.default_rng([seed, 6])
         #: Seconds spent in each part of the last ask (fit, candidates, acquisition).
         self.timings: dict[str, float] = {}
@@ -221,11 +232,24 @@ class MOBO(RngState, Strategy):
         genomes, Y, G = self.genomes[ok], self.problem.normalize(self.F[ok]), self.G[ok]
         t0 = time.perf_counter()
         X = self.space.encode(genomes)
-        models = [GP(self.seed + self.step, self.ard, self.fit_points).fit(X, col) for col in np.hstack([Y, G]).T]
+        if self.backend == "botorch":
+            from linas.strategies._botorch import BotorchModel
+
+            model = BotorchModel(X, np.hstack([Y, G]), self.n_objectives, self.seed + self.step)
+            predict = lambda g: model.predict(self.space.encode(g))  # noqa: E731
+        else:
+            models = [GP(self.seed + self.step, self.ard, self.fit_points).fit(X, col) for col in np.hstack([Y, G]).T]
+            predict = lambda g: self._predict(models, g)  # noqa: E731
         t1 = time.perf_counter()
-        cand = self._candidates(models, genomes, Y, G)
+        cand = self._candidates(predict, genomes, Y, G)
         t2 = time.perf_counter()
-        chosen = self._select(models, cand, Y, G) if len(cand) else cand
+        if not len(cand):
+            chosen = cand
+        elif self.backend == "botorch":
+            chosen = cand[model.select(self.space.encode(cand), self.population, self.problem.reference_point,
+                                       self.mc_samples)]
+        else:
+            chosen = self._select(models, cand, Y, G)
         if len(chosen) < self.population:
             extra = self.space.sample_unique(self._rng, self.population - len(chosen),
                                              exclude=self.known | set(self.space.keys(chosen)))
@@ -239,14 +263,14 @@ class MOBO(RngState, Strategy):
         D = None if self.ard else cdist(X, models[0].X)  # every model is fitted on the same rows
         return np.column_stack([m.mean(X, D) for m in models])
 
-    def _candidates(self, models: list[GP], genomes: np.ndarray, Y: np.ndarray, G: np.ndarray) -> np.ndarray:
-        """Distinct unknown networks: the inner NSGA-II's best on the GP means, then
-        mutations of the validated front."""
+    def _candidates(self, predict, genomes: np.ndarray, Y: np.ndarray, G: np.ndarray) -> np.ndarray:
+        """Distinct unknown networks: the inner NSGA-II's best on the GP means (``predict``:
+        genomes -> objective and constraint columns), then mutations of the validated front."""
         m = self.n_objectives
         seen: list[np.ndarray] = []
 
         def evaluate(X: np.ndarray):
-            pred = self._predict(models, X)
+            pred = predict(X)
             seen.append(X)
             return (pred[:, :m], pred[:, m:]) if self.problem.n_constraints else pred[:, :m]
 
@@ -260,7 +284,7 @@ class MOBO(RngState, Strategy):
         seed = int(np.random.SeedSequence([self.seed, self.step, 6]).generate_state(1)[0])
         minimize(problem, algorithm, termination=("n_eval", self.inner_evaluations), seed=seed, verbose=False)
         visited = _distinct(np.vstack(seen), self.space, self.known)
-        pred = self._predict(models, visited)
+        pred = predict(visited)
         picked = visited[best_first(pred[:, :m], self.n_candidates, pred[:, m:])]
         taken = self.known | set(self.space.keys(picked))
         front = genomes[(pareto_ranks(Y, G) == 0) & (total_violation(G, len(G)) <= 0)]
