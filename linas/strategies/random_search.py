@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from linas.spec import Problem
-from linas.strategies.base import Strategy, initial_population, rng_state, set_rng_state, strategies
+from linas.strategies._batch import RngState
+from linas.strategies.base import Strategy, initial_population, strategies
 
 
 @strategies.register("random")
-class RandomSearch(Strategy):
+class RandomSearch(RngState, Strategy):
     """Batches of ``population`` distinct networks never asked before, drawn uniformly per variable.
 
     The first batch is the shared initial population.
@@ -23,12 +24,3 @@ class RandomSearch(Strategy):
         if self.step == 0:
             return initial_population(self.space, self.seed, self.population)
         return self.space.sample_unique(self._rng, self.population, exclude=self.known)
-
-    def absorb(self, batches: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> bool:
-        return self._tell_batches(batches)
-
-    def state_dict(self) -> dict:
-        return {"rng": rng_state(self._rng)}
-
-    def load_state_dict(self, state: dict) -> None:
-        set_rng_state(self._rng, state["rng"])
