@@ -12,6 +12,10 @@ Example experiment config::
 
 ``hat_supernet_loss`` is the cheap alternative: validation loss instead of BLEU.
 
+``latency: device`` takes latency from HAT's measurements on a real device instead
+(``latency_device``: ``raspberrypi``, ``xeon`` or ``titanxp``; HAT's latency predictor
+fitted to its published WMT'14 En-De measurements, :mod:`linas.benchmarks.hat_latency`).
+
 ``device`` (default ``auto``: ``cuda`` when torch sees a GPU, else ``cpu``; or ``cpu``,
 ``cuda``, ``cuda:N``) is where the supernet, decoding, the validation loss and measured
 latency run; it is part of the identity, so GPU and CPU measurements never mix.
@@ -49,7 +53,8 @@ class HatSupernetEvaluator(Evaluator):
     Options: ``checkpoint`` (directory of ``supernet.pt`` and ``tokenizer/``), ``corpus``
     (``{src, tgt}`` files or ``{hub: ...}``; default Multi30k val), ``subset`` (number of
     sentence pairs drawn with ``subset_seed``; all when None), ``beam`` (1: greedy),
-    ``len_penalty``, ``latency`` (``"lut"`` or ``"measured"``), ``lut`` (table path),
+    ``len_penalty``, ``latency`` (``"lut"``, ``"measured"`` or ``"device"``), ``lut`` (table path),
+    ``latency_device`` and ``latency_task`` (with ``latency: device``: whose measurements),
     ``threads`` (torch's CPU threads), ``max_tokens`` (decoding batch size), ``device``
     (``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; auto: a GPU when there is one).
     """
@@ -67,8 +72,10 @@ class HatSupernetEvaluator(Evaluator):
         subset_seed: int = 0
         beam: PositiveInt = 4  # 1: greedy search
         len_penalty: float = 0.6
-        latency: Literal["lut", "measured"] = "lut"
+        latency: Literal["lut", "measured", "device"] = "lut"
         lut: str = "results/hat/latency_lut_cpu.json"
+        latency_device: Literal["raspberrypi", "xeon", "titanxp"] = "raspberrypi"
+        latency_task: str = "wmt14ende"
         threads: PositiveInt | None = 1
         max_tokens: PositiveInt = 4096
         src_lang: str = "en"
@@ -78,7 +85,8 @@ class HatSupernetEvaluator(Evaluator):
     def __init__(self, space: SearchSpace, checkpoint: str = "results/hat/multi30k",
                  corpus: CorpusSpec | Mapping[str, Any] | None = None, subset: int | None = 300,
                  subset_seed: int = 0, beam: int = 4, len_penalty: float = 0.6, latency: str = "lut",
-                 lut: str = "results/hat/latency_lut_cpu.json", threads: int | None = 1, max_tokens: int = 4096,
+                 lut: str = "results/hat/latency_lut_cpu.json", latency_device: str = "raspberrypi",
+                 latency_task: str = "wmt14ende", threads: int | None = 1, max_tokens: int = 4096,
                  src_lang: str = "en", tgt_lang: str = "de", device: str = "auto") -> None:
         super().__init__(space)
         spec = parse(CorpusSpec, corpus if corpus is not None else DEFAULT_CORPUS, "hat_supernet: corpus")
@@ -97,12 +105,19 @@ class HatSupernetEvaluator(Evaluator):
         self.beam, self.len_penalty, self.max_tokens = beam, len_penalty, max_tokens
         self.latency_mode = latency
         self.table = LatencyTable.load(lut) if latency == "lut" else None
+        self.device_latency = None
+        if latency == "device":
+            from linas.benchmarks.hat_latency import DeviceLatency
+
+            self.device_latency = DeviceLatency(latency_device, task=latency_task)
         data_id = json.dumps([spec.model_dump(), subset, subset_seed, src_lang, tgt_lang], sort_keys=True)
         self._identity = (f"hat_supernet:ckpt={self.meta['sha256']}:data={_short_hash(data_id)}:"
                           f"beam={beam}:lenpen={len_penalty}:latency={self._latency_identity(lut)}:"
                           f"device={device_label(self.device)}:threads={torch.get_num_threads()}")
 
     def _latency_identity(self, lut: str) -> str:
+        if self.device_latency is not None:
+            return self.device_latency.identity
         if self.table is None:
             return "measured"
         return "lut-" + _short_hash(json.dumps(self.table.entries, sort_keys=True))
@@ -125,7 +140,9 @@ class HatSupernetEvaluator(Evaluator):
         """MACs and params (millions) and the latency of ``config``, without translating."""
         arch = self.net.arch_of(config)
         out = {"macs": arch.macs() / 1e6, "params": arch.params() / 1e6}
-        if self.table is not None:
+        if self.device_latency is not None:
+            out["latency"] = self.device_latency(config)
+        elif self.table is not None:
             out["latency"] = self.table.predict(arch)
         else:
             out["latency"] = measure_latency(self.subnet(config))

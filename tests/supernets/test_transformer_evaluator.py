@@ -71,8 +71,22 @@ def test_non_positive_subset_is_rejected(setup, space):
 
 
 def test_unknown_latency_mode_is_rejected(setup, space):
-    with pytest.raises(ConfigError, match="hat_supernet': latency: Input should be 'lut' or 'measured'"):
+    with pytest.raises(ConfigError, match="hat_supernet': latency: Input should be 'lut', 'measured' or 'device'"):
         make_evaluator("hat_supernet", space, {**setup, "latency": "guess"})
+
+
+def test_device_latency_comes_from_hats_measurements_of_that_device(setup, space):
+    from linas.benchmarks.hat_latency import DeviceLatency
+
+    evaluator = make_evaluator("hat_supernet_loss", space, {**setup, "latency": "device", "latency_device": "xeon"})
+    config = configs(space, 1)[0]
+    outcome = evaluator.guarded(config)
+    assert outcome.ok, outcome.error
+    expected = DeviceLatency("xeon")
+    assert outcome.metrics["latency"] == pytest.approx(expected(config))
+    assert expected.identity in evaluator.identity
+    with pytest.raises(ConfigError, match="latency_device: Input should be 'raspberrypi', 'xeon' or 'titanxp'"):
+        make_evaluator("hat_supernet", space, {**setup, "latency": "device", "latency_device": "phone"})
 
 
 def test_latency_table_covers_every_subnet_and_is_deterministic(setup, space):
