@@ -41,6 +41,12 @@ def main() -> None:
     objectives = tuple(o.with_bounds(b) for o, b in zip(evaluator.metrics[:2], BOUNDS))
     problem = Problem(space, objectives, (1.0, 1.0))
     rows = []
+    name = "mobo_overhead" if args.backend == "sklearn" else f"mobo_overhead_{args.backend}"
+
+    def write(rows):
+        return write_result(name, {"backend": args.backend, "rows": rows,
+                                   "note": "2 CPU cores shared with two supernet trainings; see load_average_1m"})
+
     for n in args.observations:
         genomes = space.sample_unique(np.random.default_rng(n), n)
         F = to_minimization(objectives, [evaluator.evaluate_one(space.to_config(g)) for g in genomes])
@@ -62,13 +68,11 @@ def main() -> None:
                "n_candidates": parts[0]["n_candidates"],
                "options": strategies.options("mobo", {"population": 50, "backend": args.backend}, n_args=2)}
         rows.append(row)
+        write(rows)  # after each row: a slow backend may not finish the next
         print(f"{n:>5} observations: step {row['step_s_median']:.1f} s (GP fits {row['fit_s']:.1f} s, "
               f"candidates {row['candidates_s']:.1f} s, acquisition {row['acquisition_s']:.1f} s "
               f"over {row['n_candidates']} candidates)", flush=True)
-    name = "mobo_overhead" if args.backend == "sklearn" else f"mobo_overhead_{args.backend}"
-    path = write_result(name, {"rows": rows, "note": "2 CPU cores shared with two supernet trainings; "
-                                          "see load_average_1m"})
-    print(f"-> {path}")
+    print(f"-> {write(rows)}")
 
 
 if __name__ == "__main__":

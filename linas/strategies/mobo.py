@@ -31,9 +31,10 @@ measured. More than 2 objectives fall back to linas.mo.hv_improvement per sample
 ``botorch`` (``pip install 'linas[bo]'``, :mod:`linas.strategies._botorch`) fits
 BoTorch SingleTaskGPs (ARD on the one-hot features) and picks the batch by qLogNEHVI
 with the earlier picks as pending points, over the same candidates; it integrates over
-the noisy front of every observed network at each pick, and is far slower here: 430 s
-for one step at 100 observations (a batch of 20 from 250 candidates), against about
-10 s for the default at 500-1,000 observations (results/benchmarks/mobo_overhead*.json).
+the noisy front of every observed network at each pick, and is far slower here: 416 s
+per step at 500 observations (GP fits 143 s, acquisition 271 s; 778 s in a more loaded
+run) against 7-15 s for the default at 500 and 1,000 observations
+(results/benchmarks/mobo_overhead.json, mobo_overhead_botorch.json).
 
 The state saved after each tell is the random generator: the GP fits are deterministic
 given what was told, so resume restores without replaying.
