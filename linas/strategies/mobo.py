@@ -32,8 +32,8 @@ measured. More than 2 objectives fall back to linas.mo.hv_improvement per sample
 BoTorch SingleTaskGPs (ARD on the one-hot features) and picks the batch by qLogNEHVI
 with the earlier picks as pending points, over the same candidates; it integrates over
 the noisy front of every observed network at each pick, and is far slower here: 416 s
-per step at 500 observations (GP fits 143 s, acquisition 271 s; 778 s in a more loaded
-run) against 7-15 s for the default at 500 and 1,000 observations
+per step at 500 observations (GP fits 143 s, acquisition 271 s) and 1,160 s at 1,000
+(fits 616 s, acquisition 541 s), against 7-15 s for the default at either
 (results/benchmarks/mobo_overhead.json, mobo_overhead_botorch.json).
 
 The state saved after each tell is the random generator: the GP fits are deterministic
