@@ -104,7 +104,10 @@ def run_search(run_dir: str | Path, spec: RunSpec, space: SearchSpace, evaluator
 def _bind(archive: RunArchive, spec: RunSpec, space: SearchSpace, evaluator: Evaluator) -> bool:
     """Tie the archive to the spec (refusing another run's archive); record this session."""
     versions, host = package_versions(), machine()
-    resumed = archive.bind(spec.resume_key(), {
+    stored = archive.meta()
+    if "settings" in stored and "spec" not in stored:
+        _check_legacy_defaults(archive, stored["settings"], spec)
+    resumed = archive.bind(_resume_key(spec, stored), {
         "seed": spec.seed, "versions": versions, "machine": host, "evaluator": evaluator.identity,
         "space": {"name": space.name, "fingerprint": space.fingerprint()},
         "objectives": [o.to_dict() for o in spec.objectives], "experiment": spec.experiment,
@@ -124,6 +127,36 @@ def _bind(archive: RunArchive, spec: RunSpec, space: SearchSpace, evaluator: Eva
     archive.set_meta("sessions", [*meta.get("sessions", []), {
         "started": time.time(), "machine": host, "versions": versions, "validated_before": archive.n_validated}])
     return resumed
+
+
+#: Option defaults that changed since run specs were first stored: what runs written
+#: before then (archives without a spec) ran with when they did not name the option.
+LEGACY_DEFAULTS: dict[str, dict[str, Any]] = {"nsga2": {"operators": "choice"}}
+
+
+def _check_legacy_defaults(archive: RunArchive, settings: dict, spec: RunSpec) -> None:
+    """A run written before specs stored resolved options resumes only with the options it
+    ran with: a default that changed since must be named with its old value."""
+    name = spec.strategy["name"]
+    given = dict(spec.strategy.get("options", {}))
+    stored = settings.get("strategy", {}).get("options", {})
+    for key, old in LEGACY_DEFAULTS.get(name, {}).items():
+        if key not in stored and key not in given:
+            raise ConfigError(f"{archive.run_dir}: this run of '{name}' was started when its default {key} was "
+                              f"{old!r}; add {key}: {old} to its options to resume it as it ran")
+
+
+def _resume_key(spec: RunSpec, stored: dict) -> dict:
+    """The spec's resume key; for a run written before specs, options naming an old default
+    (see LEGACY_DEFAULTS) are left out, as that run's settings left them out."""
+    key = spec.resume_key()
+    if "settings" not in stored or "spec" in stored:
+        return key
+    legacy = LEGACY_DEFAULTS.get(spec.strategy["name"], {})
+    before = stored["settings"].get("strategy", {}).get("options", {})
+    key["strategy"]["options"] = {k: v for k, v in key["strategy"]["options"].items()
+                                  if k in before or legacy.get(k, object()) != v}
+    return key
 
 
 def _check_defaults(archive: RunArchive, stored: dict | None, spec: RunSpec) -> None:

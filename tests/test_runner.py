@@ -301,3 +301,25 @@ def test_a_run_whose_strategy_defaults_changed_is_refused_not_mixed(tmp_path, sy
     with pytest.raises(ConfigError, match=r"options of strategy 'random' changed since the run started \(x: 1 -> 2\)"):
         run_search(tmp_path / "run", spec({"population": 20, "x": 2}), synthetic.space, evaluator, strategy,
                    progress=False)
+
+
+def test_a_run_written_before_specs_resumes_only_with_the_defaults_it_ran_with(tmp_path, synthetic):
+    """NSGA-II's default operators changed; an archive from before must name its old ones."""
+    import json
+    import sqlite3
+
+    old = {"population": 20, "operators": "choice"}
+    run(tmp_path, CountingEvaluator(synthetic), "nsga2", 40, options=old)
+    with sqlite3.connect(tmp_path / "run" / "archive.sqlite") as conn:  # as an older linas wrote it
+        settings = json.loads(conn.execute("SELECT value FROM meta WHERE name = 'settings'").fetchone()[0])
+        settings["strategy"]["options"] = {"population": 20}
+        conn.execute("UPDATE meta SET value = ? WHERE name = 'settings'", (json.dumps(settings),))
+        conn.execute("DELETE FROM meta WHERE name = 'spec'")
+    with pytest.raises(ConfigError, match="its default operators was 'choice'; add operators: choice"):
+        run(tmp_path, CountingEvaluator(synthetic), "nsga2", 60, options={"population": 20})
+    again = CountingEvaluator(synthetic)
+    result = run(tmp_path, again, "nsga2", 60, options=old)
+    assert result.resumed and result.n_validated == 60 and sum(again.calls.values()) == 20
+    run(tmp_path, CountingEvaluator(synthetic), "nsga2", 60, options=old, sub="straight")
+    keys = lambda d: [r.key for r in RunArchive.open_existing(tmp_path / d).records()]  # noqa: E731
+    assert keys("run") == keys("straight")
