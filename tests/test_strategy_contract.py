@@ -38,7 +38,7 @@ LIMIT = Constraint("latency", max=60.0)
 
 
 def constraints_for(name: str, constraints=()) -> list:
-    if constraints or not getattr(strategies.get(name), "requires_constraints", 0):
+    if constraints or not strategies.get(name).requires_constraints:
         return list(constraints)
     return [LIMIT] * strategies.get(name).requires_constraints
 

@@ -63,6 +63,8 @@ class Strategy(ABC):
     Options: ClassVar[type[BaseModel]] = StrategyOptions
     #: Options that make a small run quick (the contract tests use them, with a small population).
     quick_options: ClassVar[dict[str, Any]] = {}
+    #: How many constraints the strategy needs (e.g. 1 for OFA's single-constraint evolution).
+    requires_constraints: ClassVar[int] = 0
 
     def __init__(self, problem: Problem, seed: int, population: int = 50) -> None:
         self.problem = problem
