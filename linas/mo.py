@@ -1,5 +1,6 @@
 """Multi-objective building blocks shared by strategies: ranking, crowding, hypervolume
-contributions and constraint domination (all minimization, rows are points).
+contributions and improvements (exact, and expected under Gaussian predictions) and
+constraint domination (all minimization, rows are points).
 
 Failed evaluations (NaN rows) rank behind every measured point; with constraints,
 feasible points rank before infeasible ones, which are ordered by total violation
@@ -10,6 +11,7 @@ Example::
     order = best_first(F, n=10, G=G)            # 10 indices: whole fronts, last one by crowding
     ranks = pareto_ranks(F)                     # 0 for the non-dominated front, 1 for the next...
     contrib = hv_contributions(normalized_front, reference_point)
+    ehvi = expected_hv_improvement(mean, std, front, reference_point, Z)   # Monte Carlo, shared draws Z
 """
 
 from __future__ import annotations
@@ -126,3 +128,49 @@ def hv_improvement(front: np.ndarray, candidates: np.ndarray, reference_point: S
     F = np.asarray(front, dtype=float).reshape(-1, len(reference_point))
     return np.array([hypervolume_of(np.vstack([F, c]), reference_point) - base
                      for c in np.asarray(candidates, dtype=float).reshape(-1, len(reference_point))])
+
+
+def hv_improvement_2d(points: np.ndarray, front: np.ndarray, reference_point) -> np.ndarray:
+    """Exact hypervolume improvement of each 2-objective point (any leading shape) over
+    ``front`` (minimization), in O(log |front|) per point.
+
+    The improvement of ``(a, b)`` is the integral over ``x`` in ``[a, r1]`` of
+    ``max(0, s(x) - b)``, ``s`` being the front's staircase (the lowest ``y`` of the front
+    points left of ``x``, ``r2`` where there is none); the integrand is positive up to the
+    first front point with ``y <= b``, so it is a difference of the staircase's running
+    integral ``P`` there and at ``a``.
+    """
+    r = np.asarray(reference_point, dtype=float)
+    a, b = points[..., 0], points[..., 1]
+    F = np.asarray(front, dtype=float).reshape(-1, 2)
+    F = F[np.all(F < r, axis=1)]
+    if len(F) == 0:
+        return np.clip(r[0] - a, 0, None) * np.clip(r[1] - b, 0, None)
+    F = F[pareto_ranks(F) == 0]
+    F = F[np.argsort(F[:, 0], kind="stable")]
+    x, h = F[:, 0], F[:, 1]  # x ascending, heights h descending
+    widths = np.diff(np.append(x, r[0]))
+    C = np.concatenate([[0.0], np.cumsum(h * widths)])[:-1]  # P(x_i)
+
+    def P(t: np.ndarray) -> np.ndarray:  # integral of the staircase from x_1 to t (t <= r1)
+        i = np.searchsorted(x, t, side="right") - 1
+        inside = i >= 0
+        j = np.clip(i, 0, None)
+        return np.where(inside, C[j] + h[j] * (t - x[j]), (t - x[0]) * r[1])
+
+    n_above = np.searchsorted(-h, -b, side="left")  # front points with h > b come first
+    c = np.where(n_above < len(x), x[np.clip(n_above, 0, len(x) - 1)], r[0])
+    c = np.minimum(c, r[0])
+    a_ = np.minimum(a, c)
+    gain = P(c) - P(a_) - b * (c - a_)
+    return np.clip(np.where(a < c, gain, 0.0), 0, None)
+
+
+def expected_hv_improvement(mean: np.ndarray, std: np.ndarray, front: np.ndarray, reference_point,
+                            Z: np.ndarray) -> np.ndarray:
+    """Monte Carlo EHVI of independent Gaussian candidates: ``mean``/``std`` (N, m), ``Z``
+    (S, m) standard normal draws shared by all candidates (common random numbers)."""
+    samples = mean[:, None, :] + std[:, None, :] * Z[None, :, :]
+    if mean.shape[1] == 2:
+        return hv_improvement_2d(samples, front, reference_point).mean(axis=1)
+    return np.array([hv_improvement(front, s, reference_point).mean() for s in samples])

@@ -6,7 +6,8 @@ import numpy as np
 
 from linas.mo import hv_improvement
 from linas.strategies import make_strategy
-from linas.strategies.mobo import GP, expected_hv_improvement, hv_improvement_2d
+from linas.mo import expected_hv_improvement, hv_improvement_2d
+from linas.strategies.mobo import GP
 from linas.testing import two_objectives
 
 REF = (1.0, 1.0)
