@@ -154,3 +154,36 @@ def test_linas_can_take_its_batch_from_the_inner_final_population_first(syntheti
     fresh_final = len({k for k in s._final_keys} - {x.tobytes() for x in s.genomes})
     assert sum(in_final) == min(20, fresh_final) > 0
     assert in_final == sorted(in_final, reverse=True)  # the final population's networks lead the batch
+
+
+def test_linas_can_choose_its_batch_by_expected_hypervolume_improvement(synthetic):
+    from linas.mo import best_first, expected_hv_improvement
+    from linas.strategies.linas import _derive_seed
+    from linas.testing import run_spec
+    from predictors import encode_for
+
+    spec = run_spec("linas", 0, 100, synthetic.metrics[:2], [(60, 80), (10, 160)])
+    s = make_strategy("linas", spec.problem(synthetic.space), 0,
+                      {"population": 20, "inner_evaluations": 1000, "selection": "ehvi", "predictor": "ensemble"})
+    g = s.ask()
+    s.tell(g, measure(synthetic, g))
+    seen = []
+    real = s._ehvi_batch
+    s._ehvi_batch = lambda *a: seen.append(a) or real(*a)
+    batch = s.ask()
+    keys = synthetic.space.keys(batch)
+    assert len(set(keys)) == 20 and not set(keys) & s.known
+    # The first network of the batch has the largest EHVI of all the candidates it was chosen from.
+    models, visited, predicted = seen[0]
+    pool = visited[best_first(predicted[:, :2], min(len(visited), 200))]
+    mean, std = np.empty((len(pool), 2)), np.empty((len(pool), 2))
+    for j, model in enumerate(models[:2]):
+        mean[:, j], std[:, j] = model.predict(encode_for(model, synthetic.space, pool), return_std=True)
+    scale = np.array([1 / 20, 1 / 150])
+    Z = np.random.default_rng(_derive_seed(0, 1) + 1).standard_normal((128, 2))
+    ehvi = expected_hv_improvement(s.problem.normalize(mean), std * scale, s.problem.normalize(s.F[:20]),
+                                   s.problem.reference_point, Z)
+    first = synthetic.space.keys(pool).index(keys[0])
+    assert ehvi[first] == pytest.approx(ehvi.max()) and ehvi.max() > 0
+    with pytest.raises(ConfigError, match="selection ehvi needs a predictor with predictive uncertainty"):
+        make_strategy("linas", spec.problem(synthetic.space), 0, {"selection": "ehvi", "predictor": "ridge"})

@@ -23,7 +23,7 @@ from pydantic import Field, model_validator
 from pymoo.optimize import minimize
 from threadpoolctl import threadpool_limits
 
-from linas.mo import best_first
+from linas.mo import best_first, expected_hv_improvement
 from linas.spec import Problem
 from linas.strategies._pymoo import FastNSGA2, genome_problem, nsga2_operators
 from linas.strategies.base import (Strategy, StrategyOptions, initial_population, rng_state, set_rng_state,
@@ -52,15 +52,19 @@ class Linas(Strategy):
         inner_evaluations: int = Field(20_000, ge=2)
         inner_population: int = Field(50, ge=2)
         predictor: str = "auto"
-        selection: Literal["visited", "population"] = Field(
+        selection: Literal["visited", "population", "ehvi"] = Field(
             "visited", description="where each batch comes from: best-first over every network the inner "
-                                   "search visited, or its final population first (as DyNAS-T does)")
+                                   "search visited, its final population first (as DyNAS-T does), or by "
+                                   "expected hypervolume improvement (needs a predictor with has_std)")
 
         @model_validator(mode="after")
         def _consistent(self):
             if self.inner_evaluations < self.inner_population:
                 raise ValueError("inner_evaluations must be at least inner_population")
-            make_predictor(self.predictor)  # fail on an unknown predictor before the run starts
+            model = make_predictor(self.predictor)  # fail on an unknown predictor before the run starts
+            if self.selection == "ehvi" and not model.has_std:
+                raise ValueError(f"selection ehvi needs a predictor with predictive uncertainty (gp or ensemble), "
+                                 f"not '{self.predictor}'")
             return self
 
     def __init__(self, problem: Problem, seed: int, population: int = 50, inner_evaluations: int = 20_000,
@@ -89,7 +93,7 @@ class Linas(Strategy):
         with threadpool_limits(1):
             models = self._fit(genomes, np.hstack([F, G]))
             visited, predicted = self._inner_search(models, genomes, F, G)
-        return self._select(visited, predicted)
+            return self._select(visited, predicted, models)
 
     def _fit(self, genomes: np.ndarray, F: np.ndarray) -> list:
         """One predictor per objective and constraint column of ``F``, fitted in parallel
@@ -158,16 +162,18 @@ class Linas(Strategy):
         fresh = np.array([i for i in first if X[i].tobytes() not in self._known_genomes], dtype=np.int64)
         return X[fresh], P[fresh]
 
-    def _select(self, visited: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    def _select(self, visited: np.ndarray, predicted: np.ndarray, models: list) -> np.ndarray:
         n, m = self.population, self.n_objectives
         idx = np.empty(0, dtype=np.int64)
+        if len(visited) and self.selection == "ehvi":
+            idx = self._ehvi_batch(models, visited, predicted)
         if len(visited) and self.selection == "population":
             # Best-first within the fresh members of the final population, then the visited rest.
             k = int(np.sum([g.tobytes() in self._final_keys for g in visited]))
             head = best_first(predicted[:k, :m], n, predicted[:k, m:])
             tail = k + best_first(predicted[k:, :m], n - len(head), predicted[k:, m:]) if len(head) < n else []
             idx = np.concatenate([head, np.asarray(tail, dtype=np.int64)])
-        elif len(visited):
+        elif len(visited) and self.selection == "visited":
             idx = best_first(predicted[:, :m], n, predicted[:, m:])
         chosen = visited[idx]
         self._proposed = dict(zip(self.space.keys(chosen), predicted[idx, :m]))
@@ -176,6 +182,46 @@ class Linas(Strategy):
                                              exclude=self.known | set(self._proposed))
             chosen = np.vstack([chosen, extra])
         return chosen
+
+    def _ehvi_batch(self, models: list, visited: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+        """Greedy batch by expected hypervolume improvement over the validated front.
+
+        Candidates are the best ``10 x population`` networks the inner search visited
+        (best-first on the predicted means; predicted-infeasible ones only when too few are
+        feasible). Each pick maximizes the Monte Carlo EHVI of the predictors' Gaussian
+        (mean, std) per objective in normalized space; it then joins the front at its mean
+        (a believer), so the next pick adds where it does not. Picks that add nothing are
+        followed by the rest of the candidates in best-first order.
+        """
+        n, m = self.population, self.n_objectives
+        pool = best_first(predicted[:, :m], min(len(visited), 10 * n), predicted[:, m:])
+        features: dict = {}
+        mean, std = np.empty((len(pool), m)), np.empty((len(pool), m))
+        for j, model in enumerate(models[:m]):
+            if model.encoding not in features:
+                features[model.encoding] = encode_for(model, self.space, visited[pool])
+            mean[:, j], std[:, j] = model.predict(features[model.encoding], return_std=True)
+        best, worst = self.problem.normalize(np.zeros((1, m)))[0], self.problem.normalize(np.ones((1, m)))[0]
+        scale = np.abs(worst - best)  # normalized units per unit of each objective
+        mean_n, std_n = self.problem.normalize(mean), std * scale
+        ok = ~(np.isnan(self.F).any(axis=1) | np.isnan(self.G).any(axis=1)) & (self.G <= 0).all(axis=1)
+        front = self.problem.normalize(self.F[ok])
+        ref = np.asarray(self.problem.reference_point)
+        feasible = (predicted[pool, m:] <= 0).all(axis=1)
+        allowed = feasible if feasible.sum() >= n else np.ones(len(pool), dtype=bool)
+        Z = np.random.default_rng(_derive_seed(self.seed, self.step) + 1).standard_normal((128, m))
+        picked: list[int] = []
+        for _ in range(min(n, int(allowed.sum()))):
+            free = np.flatnonzero(allowed)
+            score = expected_hv_improvement(mean_n[free], std_n[free], front, ref, Z)
+            if score.max() <= 0:
+                break
+            i = free[int(np.argmax(score))]
+            picked.append(i)
+            allowed[i] = False
+            front = np.vstack([front, mean_n[i]])
+        rest = [i for i in range(len(pool)) if i not in set(picked)]
+        return pool[np.array(picked + rest[: n - len(picked)], dtype=np.int64)]
 
     # ------------------------------------------------------------------ tell
     def absorb(self, batches: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> bool:
