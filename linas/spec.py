@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from linas.errors import ConfigError
+from linas.hypervolume import Normalizer
 from linas.objectives import Constraint, Objective
 from linas.space import SearchSpace
 
@@ -63,6 +64,8 @@ class Problem:
             raise ConfigError("a problem needs at least one objective")
         ref = self.reference_point or (1.0,) * len(self.objectives)
         object.__setattr__(self, "reference_point", check_reference_point(ref, len(self.objectives)))
+        bounds = [o.bounds if o.bounds is not None else (0.0, 1.0) for o in self.objectives]
+        object.__setattr__(self, "_normalizer", Normalizer(self.objectives, bounds))
 
     @classmethod
     def simple(cls, space: SearchSpace, n_objectives: int) -> Problem:
@@ -77,20 +80,11 @@ class Problem:
     def n_constraints(self) -> int:
         return len(self.constraints)
 
-    def _min_bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        """Best and worst bound of each objective, turned to minimization."""
-        best, worst = [], []
-        for o in self.objectives:
-            lo, hi = o.bounds if o.bounds is not None else (0.0, 1.0)
-            b, w = (hi, lo) if o.direction == "max" else (lo, hi)
-            best.append(o.sign * b)
-            worst.append(o.sign * w)
-        return np.array(best), np.array(worst)
-
     def normalize(self, F: np.ndarray) -> np.ndarray:
-        """Minimization rows (as strategies are told them) -> normalized, 0 best and 1 worst bound."""
-        best, worst = self._min_bounds()
-        return (np.asarray(F, dtype=float) - best) / (worst - best)
+        """Minimization rows (as strategies are told them) -> normalized, 0 best and 1 worst bound
+        (the hypervolume's normalization, :class:`~linas.hypervolume.Normalizer`)."""
+        signs = np.array([o.sign for o in self.objectives])
+        return self._normalizer(np.asarray(F, dtype=float) * signs)  # back to the objectives' own units
 
 
 @dataclass(frozen=True)

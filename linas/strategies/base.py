@@ -147,12 +147,6 @@ class Strategy(ABC):
             self.tell(genomes, F, G)
         return True
 
-    @property
-    def validated(self) -> tuple[np.ndarray, np.ndarray]:
-        """Genomes and objective rows of the successful evaluations told so far."""
-        ok = ~np.isnan(self.F).any(axis=1)
-        return self.genomes[ok], self.F[ok]
-
 
 def rng_state(rng: np.random.Generator) -> dict[str, Any]:
     """JSON-serializable state of a NumPy generator."""
