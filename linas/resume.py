@@ -40,7 +40,10 @@ class Resume:
         self.mode = "new" if len(archive) == 0 else "replay"
         self._catching_up = len(archive) > 0  # until the strategy has been told every archived network
         self._order = {r.key: i for i, r in enumerate(archive.records())}
-        self._told: list[int] = []  # archive positions of the networks told, in the order told
+        # Archive positions of the networks told, in the order told, as [start, length] runs
+        # (told order is mostly archive order, so a few runs hold a whole run's order).
+        self._told: list[list[int]] = []
+        self._n_told = 0
 
     def restore(self) -> bool:
         """Restore the strategy from the archive's last snapshot, where it has one."""
@@ -48,12 +51,12 @@ class Resume:
         if not snapshot or self.strategy.state_dict() is None:
             return False
         records = self.archive.records()
-        keys = [records[i].key for i in snapshot["told"]]
+        keys = [records[i].key for start, length in snapshot["told"] for i in range(start, start + length)]
         genomes = np.array([self.strategy.space.from_key(k) for k in keys], dtype=np.int64).reshape(
             len(keys), len(self.strategy.space))
         F, G = self.rows(keys)
         self.strategy.restore(genomes, F, G, int(snapshot["step"]), snapshot["state"])
-        self._told = list(snapshot["told"])
+        self._told, self._n_told = [list(r) for r in snapshot["told"]], len(keys)
         self.mode = "restored"
         return True
 
@@ -62,12 +65,19 @@ class Resume:
         state = self.strategy.state_dict()
         if state is None:
             return
-        self._told.extend(self._index(k) for k in self.strategy.told_keys[len(self._told):])
+        for key in self.strategy.told_keys[self._n_told:]:
+            i = self._index(key)
+            if self._told and sum(self._told[-1]) == i:
+                self._told[-1][1] += 1
+            else:
+                self._told.append([i, 1])
+        self._n_told = len(self.strategy.told_keys)
         self.archive.set_meta(SNAPSHOT, {"step": self.strategy.step, "told": self._told, "state": state})
 
     def _index(self, key: str) -> int:
-        if key not in self._order:
-            self._order = {r.key: i for i, r in enumerate(self.archive.records())}
+        if key not in self._order:  # archived since: extend the map with the new records only
+            records = self.archive.records()
+            self._order.update((records[i].key, i) for i in range(len(self._order), len(records)))
         return self._order[key]
 
     def diverged(self, keys: list[str]) -> bool:
