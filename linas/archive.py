@@ -1,7 +1,8 @@
 """Persistent storage of evaluations: one SQLite archive per run, one shared cache.
 
 The run archive holds every evaluation a run asked for, written and committed the
-moment it completes, with the run's settings, seed and package versions. A run that
+moment it completes (a vectorized evaluator's chunk, measured in one call, in one
+transaction: :meth:`RunArchive.add_many`), with the run's settings, seed and package versions. A run that
 is started again with the same settings resumes from it; one with other settings is
 refused rather than mixed in.
 
@@ -9,15 +10,23 @@ The evaluation cache is keyed by ``(evaluator identity, config key)`` and shared
 every strategy and seed that uses the same evaluator, so a network measured once is
 never measured again; a cached measurement still counts as a validation for the run
 that asks for it.
+
+Evaluations at a lower fidelity (``f < 1``, e.g. on a share of the validation images)
+go to their own table of the run archive, ``low_fidelity``, created with the first of
+them and committed the moment each completes: they never count as validations nor
+enter the hypervolume. A run's budget spent is its validations plus the sum of ``f``
+over its successful low-fidelity evaluations (:attr:`RunArchive.spent`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import fcntl
 import functools
 import io
 import json
+import math
 import os
 import sqlite3
 import time
@@ -59,6 +68,48 @@ CREATE TABLE IF NOT EXISTS diagnostics (
     PRIMARY KEY (step, objective)
 );
 """
+
+
+#: Created with a run's first low-fidelity evaluation, so runs without any keep their schema.
+_LOW_FIDELITY_SCHEMA = """
+CREATE TABLE IF NOT EXISTS low_fidelity (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    config_key TEXT NOT NULL,
+    fidelity REAL NOT NULL,
+    config TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
+    metrics TEXT NOT NULL,
+    error TEXT,
+    wall_time REAL NOT NULL,
+    cached INTEGER NOT NULL,
+    step INTEGER NOT NULL,
+    n_validated INTEGER NOT NULL,
+    timestamp REAL NOT NULL,
+    UNIQUE (config_key, fidelity)
+)
+"""
+
+
+@dataclass(frozen=True)
+class LowFidelityRecord:
+    """One evaluation of a run at a fidelity below 1; ``n_validated``: the run's validations
+    when it completed (it came after that many, before the next)."""
+
+    key: str
+    fidelity: float
+    config: dict[str, Any]
+    status: str
+    metrics: dict[str, float]
+    error: str | None
+    wall_time: float
+    cached: bool
+    step: int
+    n_validated: int
+    timestamp: float
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
 
 
 @dataclass(frozen=True)
@@ -139,10 +190,14 @@ class RunArchive:
                 self._conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=60.0,
                                              isolation_level=None)
             self._records: dict[str, Record] = {r.key: r for r in self._read()}
+            self._low: dict[tuple[str, float], LowFidelityRecord] = {
+                (r.key, r.fidelity): r for r in self._read_low_fidelity()}
         except BaseException:
             self.close()
             raise
         self.n_validated = sum(r.ok for r in self._records.values())
+        self._low_costs = [r.fidelity for r in self._low.values() if r.ok]
+        self.low_fidelity_cost = math.fsum(self._low_costs)
 
     @classmethod
     def open_existing(cls, run_dir: str | Path) -> RunArchive:
@@ -194,22 +249,136 @@ class RunArchive:
 
     @_names_the_file
     def add(self, key: str, config: Mapping[str, Any], metrics: Mapping[str, float], error: str | None,
-            wall_time: float, cached: bool, step: int, hypervolume: float | None) -> Record:
-        """Persist one evaluation now (committed before returning)."""
+            wall_time: float, cached: bool, step: int, hypervolume: float | None,
+            meta: Mapping[str, Any] | None = None) -> Record:
+        """Persist one evaluation now (committed before returning), with the metadata entries
+        ``meta`` in the same transaction."""
         if key in self._records:
             raise ValueError(f"config {key} is already in the archive")
         status = "ok" if error is None else "failed"
         n_validated = self.n_validated + (status == "ok")
         record = Record(key, dict(config), status, dict(metrics), error, float(wall_time), bool(cached), step,
                         n_validated, hypervolume, time.time())
-        self._conn.execute(
-            "INSERT INTO evaluations (config_key, config, status, metrics, error, wall_time, cached, step,"
-            " n_validated, hypervolume, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (key, json.dumps(record.config), status, json.dumps(record.metrics), error, record.wall_time,
-             int(cached), step, n_validated, hypervolume, record.timestamp))
+        with self._transaction():
+            self._conn.execute(
+                "INSERT INTO evaluations (config_key, config, status, metrics, error, wall_time, cached, step,"
+                " n_validated, hypervolume, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (key, json.dumps(record.config), status, json.dumps(record.metrics), error, record.wall_time,
+                 int(cached), step, n_validated, hypervolume, record.timestamp))
+            self._put_meta(meta)
         self._records[key] = record
         self.n_validated = n_validated
         return record
+
+    @_names_the_file
+    def add_many(self, entries: list[tuple[str, Mapping[str, Any], Mapping[str, float], str | None, float, bool,
+                                          int, float | None]],
+                 meta: Mapping[str, Any] | None = None) -> list[Record]:
+        """Persist several evaluations in one transaction (one commit), in order, all with the
+        same timestamp; each entry holds :meth:`add`'s arguments ``(key, config, metrics, error,
+        wall_time, cached, step, hypervolume)``. Stored exactly as that many calls of :meth:`add`
+        would store them, except for the one timestamp: all or none are committed."""
+        keys = [e[0] for e in entries]
+        if len(set(keys)) != len(keys):
+            raise ValueError("the same config twice in one batch of evaluations")
+        for key in keys:
+            if key in self._records:
+                raise ValueError(f"config {key} is already in the archive")
+        now = time.time()
+        n_validated = self.n_validated
+        records, rows = [], []
+        for key, config, metrics, error, wall_time, cached, step, hypervolume in entries:
+            status = "ok" if error is None else "failed"
+            n_validated += status == "ok"
+            record = Record(key, dict(config), status, dict(metrics), error, float(wall_time), bool(cached), step,
+                            n_validated, hypervolume, now)
+            records.append(record)
+            rows.append((key, json.dumps(record.config), status, json.dumps(record.metrics), error, record.wall_time,
+                         int(cached), step, n_validated, hypervolume, now))
+        with self._transaction():
+            self._conn.executemany(
+                "INSERT INTO evaluations (config_key, config, status, metrics, error, wall_time, cached, step,"
+                " n_validated, hypervolume, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            self._put_meta(meta)
+        for record in records:
+            self._records[record.key] = record
+        self.n_validated = n_validated
+        return records
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One commit (one synchronous write) for everything in the block."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def _put_meta(self, meta: Mapping[str, Any] | None) -> None:
+        for name, value in (meta or {}).items():
+            self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, json.dumps(value)))
+
+    # --------------------------------------------------------------- low-fidelity evaluations
+    @property
+    def spent(self) -> float:
+        """Budget spent: validations plus the fidelity of every successful low-fidelity evaluation."""
+        return self.n_validated + self.low_fidelity_cost
+
+    def get_low_fidelity(self, key: str, fidelity: float) -> LowFidelityRecord | None:
+        return self._low.get((key, float(fidelity)))
+
+    def has_low_fidelity(self, key: str, fidelity: float) -> bool:
+        return (key, float(fidelity)) in self._low
+
+    @property
+    def n_low_fidelity(self) -> int:
+        """Low-fidelity evaluations stored, failed ones included."""
+        return len(self._low)
+
+    def low_fidelity_records(self) -> list[LowFidelityRecord]:
+        """Every low-fidelity evaluation, in completion order."""
+        return list(self._low.values())
+
+    @_names_the_file
+    def add_low_fidelity(self, key: str, fidelity: float, config: Mapping[str, Any], metrics: Mapping[str, float],
+                         error: str | None, wall_time: float, cached: bool, step: int,
+                         meta: Mapping[str, Any] | None = None) -> LowFidelityRecord:
+        """Persist one evaluation at ``fidelity`` < 1 now (committed before returning)."""
+        fidelity = float(fidelity)
+        if not 0 < fidelity < 1:
+            raise ValueError(f"a low-fidelity evaluation needs a fidelity in (0, 1), not {fidelity}")
+        if (key, fidelity) in self._low:
+            raise ValueError(f"config {key} at fidelity {fidelity:g} is already in the archive")
+        status = "ok" if error is None else "failed"
+        record = LowFidelityRecord(key, fidelity, dict(config), status, dict(metrics), error, float(wall_time),
+                                   bool(cached), step, self.n_validated, time.time())
+        with self._transaction():
+            self._conn.execute(_LOW_FIDELITY_SCHEMA)
+            self._conn.execute(
+                "INSERT INTO low_fidelity (config_key, fidelity, config, status, metrics, error, wall_time, cached,"
+                " step, n_validated, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (key, fidelity, json.dumps(record.config), status, json.dumps(record.metrics), error,
+                 record.wall_time, int(cached), step, record.n_validated, record.timestamp))
+            self._put_meta(meta)
+        self._low[(key, fidelity)] = record
+        if record.ok:
+            self._low_costs.append(fidelity)
+            self.low_fidelity_cost = math.fsum(self._low_costs)
+        return record
+
+    def _read_low_fidelity(self) -> Iterator[LowFidelityRecord]:
+        exists = self._conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'low_fidelity'").fetchone()
+        if not exists:
+            return
+        rows = self._conn.execute(
+            "SELECT config_key, fidelity, config, status, metrics, error, wall_time, cached, step, n_validated,"
+            " timestamp FROM low_fidelity ORDER BY id").fetchall()
+        for key, f, config, status, metrics, error, wall, cached, step, n_val, ts in rows:
+            yield LowFidelityRecord(key, f, json.loads(config), status, json.loads(metrics), error, wall,
+                                    bool(cached), step, n_val, ts)
 
     def _read(self) -> Iterator[Record]:
         rows = self._conn.execute(
@@ -327,6 +496,19 @@ class EvaluationCache:
     def put(self, evaluator: str, key: str, metrics: Mapping[str, float], wall_time: float) -> None:
         self._conn.execute("INSERT OR IGNORE INTO cache VALUES (?, ?, ?, ?, ?)",
                            (evaluator, key, json.dumps(dict(metrics)), wall_time, time.time()))
+
+    @_names_the_file
+    def put_many(self, evaluator: str, entries: list[tuple[str, Mapping[str, float], float]]) -> None:
+        """:meth:`put` of each ``(key, metrics, wall_time)``, in one transaction."""
+        now = time.time()
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._conn.executemany("INSERT OR IGNORE INTO cache VALUES (?, ?, ?, ?, ?)",
+                                   [(evaluator, k, json.dumps(dict(m)), w, now) for k, m, w in entries])
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
 
     @_names_the_file
     def __len__(self) -> int:

@@ -154,8 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dirs", nargs="+", help="run directories, or folders holding them")
     p.add_argument("-o", "--output", help="where to write (default ./comparison)")
     p.add_argument("--targets", type=float, nargs="+", help="target hypervolumes for the table")
-    p.add_argument("--budget", type=int, help="compare the runs as they stood after this many validations "
-                                              "(default: all of each run)")
+    p.add_argument("--budget", type=int, help="compare the runs as they stood after this many validations, "
+                                              "or this much budget spent where runs have low-fidelity "
+                                              "evaluations (default: all of each run)")
     p.add_argument("--reference", metavar="STRATEGY", help="the strategy speed-ups are measured for "
                                                            "(default: the first)")
     p.set_defaults(func=_compare)

@@ -54,6 +54,13 @@ class StrategyConfig(Component):
         return self.label or self.name
 
 
+class FeaturesConfig(Component):
+    """``features: {name: EVALUATOR, options: {...}, metrics: [...]}``: cheap metrics of networks
+    (zero-cost proxies, MACs) that strategies may compute for any network (:mod:`linas.features`)."""
+
+    metrics: list[str] = Field(min_length=1)
+
+
 class ObjectiveConfig(StrictModel):
     name: str
     bounds: tuple[float, float]
@@ -98,6 +105,7 @@ class ExperimentConfig(StrictModel):
     output: str
     targets: list[float] = Field(default_factory=list)
     plugins: list[str] = Field(default_factory=list)  # modules imported first (they register components)
+    features: FeaturesConfig | None = None  # feature source strategies may ask (linas.features)
 
     @field_validator("reference_point")
     @classmethod

@@ -7,6 +7,7 @@ The data behind each figure is computed once (:func:`load_run`, :func:`hv_matrix
 from __future__ import annotations
 
 import itertools
+import math
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,23 @@ class Run:
     archive: RunArchive
     wall_time_s: float  # of the whole run, over all its sessions
     n_records: int | None = None  # evaluations (failed ones included) within the budget; None: all
+    #: Budget spent after validation 1, 2, ... (validations plus the fidelity of each successful
+    #: low-fidelity evaluation before it) and in all; None for a run without low-fidelity evaluations.
+    spent: np.ndarray | None = None
+    total_spent: float | None = None
+
+    @property
+    def has_low_fidelity(self) -> bool:
+        return self.spent is not None
+
+    @property
+    def budget_axis(self) -> np.ndarray:
+        """Budget spent after each validation: 1, 2, ... without low-fidelity evaluations."""
+        return self.spent if self.spent is not None else np.arange(1, len(self.hv) + 1, dtype=float)
+
+    @property
+    def budget_spent(self) -> float:
+        return self.total_spent if self.total_spent is not None else float(len(self.hv))
 
     @property
     def label(self) -> str:
@@ -84,7 +102,8 @@ class Run:
 
 def load_run(run_dir: str | Path, budget: int | None = None) -> Run:
     """One run from its archive; with ``budget``, only its first ``budget`` validated networks
-    (and the failed evaluations among them), as if it had stopped there."""
+    (and the failed evaluations among them), as if it had stopped there (with low-fidelity
+    evaluations: the validations within ``budget`` spent)."""
     if budget is not None and budget < 1:
         raise ValueError(f"budget must be a positive number of validations, not {budget}")
     archive = RunArchive.open_existing(run_dir)
@@ -96,18 +115,37 @@ def load_run(run_dir: str | Path, budget: int | None = None) -> Run:
         raise
     objectives = spec.objectives
     records = archive.records()
+    spent, total = _spent(archive)
     n_records = None
     if budget is not None:
         ok_at = [i for i, r in enumerate(records) if r.ok]
-        if len(ok_at) > budget:
-            n_records = ok_at[budget - 1] + 1
+        keep = budget if spent is None else int(np.searchsorted(spent, budget + 1e-9, side="right"))
+        if len(ok_at) > keep:
+            n_records = ok_at[keep - 1] + 1 if keep else 0
             records = records[:n_records]
+        if spent is not None:
+            spent, total = spent[:keep], min(total, float(budget))
     ok = [r for r in records if r.ok]
     return Run(Path(run_dir), spec, np.array([r.hypervolume for r in ok], dtype=float),
                np.array([[r.metrics[o.name] for o in objectives] for r in ok], dtype=float).reshape(
                    len(ok), len(objectives)), [r.metrics for r in ok], archive,
                # a run's wall time is not known at a point inside it
-               float(meta.get("wall_time_s", float("nan"))) if n_records is None else float("nan"), n_records)
+               float(meta.get("wall_time_s", float("nan"))) if n_records is None else float("nan"), n_records,
+               spent, total)
+
+
+def _spent(archive: RunArchive) -> tuple[np.ndarray | None, float | None]:
+    """Budget spent after each validation and in all (None, None without low-fidelity evaluations):
+    a low-fidelity evaluation stored when the run had ``k`` validations came before the ``k + 1``-th."""
+    if not archive.n_low_fidelity:
+        return None, None
+    low = [(r.n_validated, r.fidelity) for r in archive.low_fidelity_records() if r.ok]
+    n = archive.n_validated
+    cost = np.zeros(n + 1)  # cost[k]: low-fidelity budget spent between validations k and k + 1
+    for k, f in low:
+        cost[k] += f
+    spent = np.arange(1, n + 1) + np.cumsum(cost)[:n]
+    return spent, float(archive.spent)
 
 
 def unfinished(runs: list[Run], budget: int | None = None) -> list[str]:
@@ -119,8 +157,11 @@ def unfinished(runs: list[Run], budget: int | None = None) -> list[str]:
         meta = r.archive.meta()
         wanted = int(meta.get("budget") or 0)
         wanted = min(wanted, budget) if budget else wanted
-        if len(r.hv) < wanted and meta.get("status") != "exhausted":
-            lines.append(f"{r.path}: {r.label} seed {r.seed} is unfinished ({len(r.hv)} of {wanted} validations)")
+        # A run with cheaper evaluations ends when the next would overspend: within one validation.
+        if r.budget_spent <= wanted - 1 + 1e-9 and meta.get("status") != "exhausted":
+            done = (f"{len(r.hv)} of {wanted} validations" if not r.has_low_fidelity else
+                    f"{r.budget_spent:.4g} of {wanted} budget spent")
+            lines.append(f"{r.path}: {r.label} seed {r.seed} is unfinished ({done})")
     return lines
 
 
@@ -166,8 +207,9 @@ def report_run(run: Run, out_dir: str | Path) -> list[Path]:
     paths = [run.export_csv(out / "evaluations.csv")]
     fig = Figure(figsize=(6, 4))
     ax = fig.subplots()
-    ax.plot(np.arange(1, len(run.hv) + 1), run.hv)
-    ax.set(xlabel="validations", ylabel="normalized hypervolume", title=f"{run.label}, seed {run.seed}")
+    ax.plot(run.budget_axis, run.hv)
+    ax.set(xlabel="budget spent (validations + fidelity of cheaper evaluations)" if run.has_low_fidelity else
+           "validations", ylabel="normalized hypervolume", title=f"{run.label}, seed {run.seed}")
     ax.grid(alpha=0.3)
     paths.append(_save(fig, out / "hv_curve.png"))
     if len(run.objectives) >= 2:
@@ -222,13 +264,24 @@ def group_runs(runs: list[Run]) -> dict[str, list[Run]]:
 
 
 def hv_matrix(runs: list[Run]) -> np.ndarray:
-    """Runs x validations; a run shorter than the longest is held at its last value."""
-    n = max(len(r.hv) for r in runs)
+    """Runs x validations; a run shorter than the longest is held at its last value.
+
+    Where a run has low-fidelity evaluations, columns are budget spent (1, 2, ...: the
+    hypervolume of the validations made within that budget); without them the two agree."""
+    if not any(_has_low_fidelity(r) for r in runs):
+        n = max(len(r.hv) for r in runs)
+        out = np.zeros((len(runs), n))
+        for i, r in enumerate(runs):
+            if len(r.hv):
+                out[i, : len(r.hv)] = r.hv
+                out[i, len(r.hv):] = r.hv[-1]
+        return out
+    n = max(math.ceil(r.budget_spent - 1e-9) for r in runs)
     out = np.zeros((len(runs), n))
+    grid = np.arange(1, n + 1)
     for i, r in enumerate(runs):
-        if len(r.hv):
-            out[i, : len(r.hv)] = r.hv
-            out[i, len(r.hv):] = r.hv[-1]
+        done = np.searchsorted(r.budget_axis, grid + 1e-9, side="right")  # validations within each budget
+        out[i] = np.where(done > 0, np.append(r.hv, 0.0)[done - 1], 0.0)
     return out
 
 
@@ -246,6 +299,15 @@ def validations_to_reach(hv: np.ndarray, target: float) -> int | None:
     """Validations after which the hypervolume first reaches ``target`` (None: never)."""
     hit = np.flatnonzero(hv >= target)
     return int(hit[0]) + 1 if len(hit) else None
+
+
+def budget_to_reach(run: Run, target: float) -> float | None:
+    """Budget spent when the run's hypervolume first reaches ``target`` (None: never); the
+    validations needed for a run without low-fidelity evaluations."""
+    n = validations_to_reach(run.hv, target)
+    if n is None or not _has_low_fidelity(run):
+        return n
+    return round(float(run.budget_axis[n - 1]), 6)
 
 
 @dataclass
@@ -274,11 +336,15 @@ def compare_runs(runs: list[Run], targets: list[float] | None = None, reference:
         reference = next(iter(groups))
     elif reference not in groups:
         raise LinasError(f"reference strategy '{reference}' is not among the runs: {', '.join(groups)}")
+    # With low-fidelity evaluations in any run, what it takes to reach a target is budget spent.
+    cost = "budget" if any(_has_low_fidelity(r) for r in runs) else "validations"
     final_rows = []
     for label, rs in groups.items():
         f = np.array([r.final_hv for r in rs])
-        final_rows.append({"strategy": label, "runs": len(rs), "validations": max(len(r.hv) for r in rs),
-                           "final_hv_mean": f.mean(), "final_hv_std": f.std(ddof=1) if len(f) > 1 else 0.0,
+        row = {"strategy": label, "runs": len(rs), "validations": max(len(r.hv) for r in rs)}
+        if cost == "budget":
+            row["budget_spent"] = max(r.budget_spent for r in rs)
+        final_rows.append({**row, "final_hv_mean": f.mean(), "final_hv_std": f.std(ddof=1) if len(f) > 1 else 0.0,
                            "wall_time_s_mean": float(np.mean([r.wall_time_s for r in rs]))})
     final = pd.DataFrame(final_rows)
     if targets is None:  # the experiment's own targets
@@ -288,13 +354,14 @@ def compare_runs(runs: list[Run], targets: list[float] | None = None, reference:
     for t in targets:
         medians = {}
         for label, rs in groups.items():
-            needed = [validations_to_reach(r.hv, t) for r in rs]
+            needed = [budget_to_reach(r, t) for r in rs]
             got = [n for n in needed if n is not None]
-            medians[label] = censored_median([(n, False) if n else (len(r.hv), True) for n, r in zip(needed, rs)])
+            medians[label] = censored_median([(n, False) if n else (_spent_label(r), True)
+                                              for n, r in zip(needed, rs)])
             reach_rows.append({"target_hv": t, "strategy": label, "reached": f"{len(got)}/{len(rs)}",
-                               "median_validations": _bounded(*medians[label]),
-                               "mean_validations": float(np.mean(got)) if got else None,  # of those that reached
-                               "per_seed": " ".join(f">{len(r.hv)}" if n is None else str(n)
+                               f"median_{cost}": _bounded(*medians[label]),
+                               f"mean_{cost}": float(np.mean(got)) if got else None,  # of those that reached
+                               "per_seed": " ".join(f">{_num(_spent_label(r))}" if n is None else _num(n)
                                                     for n, r in zip(needed, rs))})
         ref = medians[reference]
         for row in reach_rows[-len(groups):]:
@@ -311,6 +378,18 @@ def compare_runs(runs: list[Run], targets: list[float] | None = None, reference:
         wil_rows.append({"a": a, "b": b, "paired_seeds": len(seeds), "mean_diff": float(np.mean(fa - fb))
                          if seeds else float("nan"), "wilcoxon_p": p})
     return Comparison(final, pd.DataFrame(reach_rows), pd.DataFrame(wil_rows), targets, best_under_constraints(runs))
+
+
+def _has_low_fidelity(run: Run) -> bool:
+    return getattr(run, "spent", None) is not None  # duck-typed runs without the field have none
+
+
+def _spent_label(run: Run) -> float:
+    return len(run.hv) if not _has_low_fidelity(run) else round(run.budget_spent, 6)
+
+
+def _num(x: float) -> str:
+    return str(x) if isinstance(x, int) else f"{x:g}"
 
 
 def censored_median(values: list[tuple[float, bool]]) -> tuple[float, bool]:
@@ -360,6 +439,10 @@ def report_comparison(runs: list[Run], out_dir: str | Path, targets: list[float]
     out.mkdir(parents=True, exist_ok=True)
     groups = group_runs(runs)
     comparison = comparison or compare_runs(runs, targets)
+    # Where a run spends budget on low-fidelity evaluations, runs are compared by budget spent
+    # (for the others it is their validations).
+    by_budget = any(_has_low_fidelity(r) for r in runs)
+    x_label = "budget spent (validations + fidelity of cheaper evaluations)" if by_budget else "validations"
     # Left: the whole run; right: from a tenth of the budget on, where the first steep
     # rise no longer sets the scale and small differences between strategies show.
     fig = Figure(figsize=(12, 4.5))
@@ -375,10 +458,10 @@ def report_comparison(runs: list[Run], out_dir: str | Path, targets: list[float]
             keep = x >= first
             ax.plot(x[keep], mean[keep], color=f"C{i}", label=f"{label} (n={runs_n})")
             ax.fill_between(x[keep], lo[keep], hi[keep], color=f"C{i}", alpha=0.2)
-        ax.set(xlabel="validations", ylabel="normalized hypervolume")
+        ax.set(xlabel=x_label, ylabel="normalized hypervolume")
         ax.grid(alpha=0.3)
     axes[0].set_title("hypervolume: mean and 95% CI")
-    axes[1].set_title(f"from validation {start} on")
+    axes[1].set_title(f"from budget {start} on" if by_budget else f"from validation {start} on")
     axes[0].legend()
     paths = [_save(fig, out / "hv_curves.png")]
     fig = Figure(figsize=(7, 4.5))
@@ -394,11 +477,18 @@ def report_comparison(runs: list[Run], out_dir: str | Path, targets: list[float]
         comparison.constrained.to_csv(out / "best_under_constraints.csv", index=False)
         paths.append(out / "best_under_constraints.csv")
     md = out / "comparison.md"
-    md.write_text("## Final hypervolume\n\n" + comparison.final.to_markdown(index=False, floatfmt=".4f")
-                  + "\n\n## Validations needed to reach a hypervolume\n\n"
+    reach_text = ("## Validations needed to reach a hypervolume\n\n"
                   "A run that never reaches it counts as `>N` (more than its N validations); a median "
                   "among those is a lower bound (`> M`), and so is a speed-up over it. `reached`: how "
-                  "many runs reached it; `mean_validations`: over those.\n\n"
+                  "many runs reached it; `mean_validations`: over those.\n\n")
+    if by_budget:
+        reach_text = ("## Budget spent to reach a hypervolume\n\n"
+                      "Budget spent: validations plus the fidelity of each successful low-fidelity evaluation "
+                      "(equal to validations for runs without them). A run that never reaches it counts as `>N` "
+                      "(more than the N it spent); a median among those is a lower bound (`> M`), and so is a "
+                      "speed-up over it. `reached`: how many runs reached it; `mean_budget`: over those.\n\n")
+    md.write_text("## Final hypervolume\n\n" + comparison.final.to_markdown(index=False, floatfmt=".4f")
+                  + "\n\n" + reach_text
                   + comparison.reach.to_markdown(index=False, floatfmt=".4g")
                   + "\n\n## Wilcoxon signed-rank test on final hypervolume over paired seeds\n\n"
                   + comparison.wilcoxon.to_markdown(index=False, floatfmt=".4g") + "\n"

@@ -3,13 +3,18 @@
 Every strategy runs through :func:`run_search`, so budgets, deduplication, caching,
 persistence, resume and hypervolume accounting are the same for all of them.
 
-- The budget counts successful validations of distinct networks, exactly.
+- The budget counts successful validations of distinct networks, exactly. A strategy
+  that asks for evaluations at a fidelity ``f < 1`` (``Strategy.fidelity``) spends ``f``
+  of the budget on each successful one; they are stored apart, told to it as they are,
+  and never enter the hypervolume. A run never overspends: it ends when the next
+  evaluation would.
 - A network the run's archive already holds is never validated again; its stored
   result is told to the strategy at no cost. A failed evaluation is stored and told
   as NaN; it does not count as a validation.
 - With constraints, every validated network is stored and counts toward the budget;
   only those inside every constraint can enter the front that the hypervolume measures.
-- Each evaluation is committed the moment it completes; a resumed run picks up the
+- Each evaluation is committed the moment it completes (a vectorized evaluator's chunk,
+  measured in one call, in one transaction: see :mod:`linas.evaluator`); a resumed run picks up the
   strategy where it stopped (:mod:`linas.resume`), so an interrupted run ends with the
   same archive as an uninterrupted one on the same machine and library versions.
 """
@@ -17,6 +22,7 @@ persistence, resume and hypervolume accounting are the same for all of them.
 from __future__ import annotations
 
 import json
+import math
 import platform
 import sys
 import time
@@ -30,7 +36,7 @@ from tqdm import tqdm
 
 from linas.archive import EvaluationCache, RunArchive
 from linas.errors import ConfigError
-from linas.evaluator import Evaluator
+from linas.evaluator import Evaluator, fidelity_identity
 from linas.hypervolume import HypervolumeTracker, Normalizer
 from linas.objectives import feasible, to_minimization, violations
 from linas.resume import Resume
@@ -40,6 +46,8 @@ from linas.strategies.base import Strategy
 
 #: Asks in a row that bring no new network before a run is declared exhausted.
 MAX_STALE_ASKS = 50
+#: Slack of budget comparisons: fractions of the budget add up with rounding errors.
+BUDGET_EPS = 1e-9
 
 
 @dataclass
@@ -50,6 +58,7 @@ class RunResult:
     hypervolume: float
     resumed: bool
     exhausted: bool
+    spent: float  # validations plus the fidelity of each successful low-fidelity evaluation
 
 
 _VERSIONS: dict[str, str] | None = None
@@ -80,6 +89,8 @@ def run_search(run_dir: str | Path, spec: RunSpec, space: SearchSpace, evaluator
                cache: EvaluationCache | None = None, timeout: float | None = None, progress: bool = True,
                description: str = "") -> RunResult:
     """Run (or resume) the run ``spec`` describes until its budget of networks is validated."""
+    if strategy.min_fidelity < 1:  # refused before the run starts, by evaluators without fidelity
+        evaluator.check_fidelity(strategy.min_fidelity)
     archive = RunArchive(run_dir)
     try:
         resumed = _bind(archive, spec, space, evaluator)
@@ -89,14 +100,15 @@ def run_search(run_dir: str | Path, spec: RunSpec, space: SearchSpace, evaluator
             if r.ok:
                 tracker.add([r.metrics[o.name] for o in spec.objectives], feasible(spec.constraints, r.metrics))
         loop = _Loop(archive, spec, space, evaluator, strategy, tracker, cache, timeout)
-        bar = tqdm(total=budget, initial=min(archive.n_validated, budget), desc=description or str(run_dir),
+        bar = tqdm(total=budget, initial=min(archive.spent, budget), desc=description or str(run_dir),
                    disable=not progress, leave=False, dynamic_ncols=True)
-        loop.on_validated = lambda: (bar.update(1), bar.set_postfix(hv=f"{tracker.value:.4f}"))
+        loop.on_validated = lambda cost=1: (bar.update(cost), bar.set_postfix(hv=f"{tracker.value:.4f}"))
         exhausted = loop.run(budget)
         bar.close()
         archive.set_meta("status", "exhausted" if exhausted else "complete")
         n_failed = sum(not r.ok for r in archive.records())
-        return RunResult(Path(run_dir), archive.n_validated, n_failed, tracker.value, resumed, exhausted)
+        return RunResult(Path(run_dir), archive.n_validated, n_failed, tracker.value, resumed, exhausted,
+                         archive.spent)
     finally:
         archive.close()
 
@@ -164,6 +176,8 @@ def _check_defaults(archive: RunArchive, stored: dict | None, spec: RunSpec) -> 
     they were (a default changed between library versions would silently mix two searches)."""
     before = (stored or {}).get("strategy", {}).get("resolved")
     now = spec.strategy.get("resolved")
+    if before is not None and now is not None:  # options added since, left unset (None), change nothing
+        now = {k: v for k, v in now.items() if k in before or v is not None}
     if before is None or now is None or json.loads(json.dumps(now)) == before:
         return
     changed = ", ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in sorted(set(before) | set(now))
@@ -178,86 +192,144 @@ class _Loop:
                  timeout: float | None) -> None:
         self.archive, self.spec, self.space, self.evaluator = archive, spec, space, evaluator
         self.strategy, self.tracker, self.cache, self.timeout = strategy, tracker, cache, timeout
-        self.on_validated = lambda: None
+        self.on_validated = lambda cost=1: None
         self.wall_time_before = float(archive.meta().get("wall_time_s", 0.0))  # of earlier sessions
         self.resume = Resume(archive, strategy, self._rows)
         self._started = time.perf_counter()
 
     def run(self, budget: int) -> bool:
         """Returns True when the strategy stopped proposing new networks before the budget."""
-        if self.archive.n_validated < budget:
+        if self._left(budget) > BUDGET_EPS:
             self.resume.restore()
         stale = 0
-        while self.archive.n_validated < budget:
+        while self._left(budget) > BUDGET_EPS:
             genomes = self.strategy.ask()
+            fidelity = float(self.strategy.fidelity)
             keys = self.space.keys(genomes)
             if self.resume.diverged(keys):
                 continue  # the strategy was told what it skipped: ask again
             self._store_diagnostics()
-            before = len(self.archive)
-            self._validate_new(genomes, keys, budget)
+            before = len(self.archive) + self.archive.n_low_fidelity
+            self._validate_new(genomes, keys, budget, fidelity)
             # A batch is told once all of it is archived (the last one may be cut short by the
             # budget: it is asked again, identically, when a larger budget resumes the run).
-            if all(k in self.archive for k in keys):
-                self.strategy.tell(genomes, *self._rows(keys))
+            archived = all(self._archived(k, fidelity) for k in keys)
+            if archived:
+                self.strategy.tell(genomes, *self._rows(keys, fidelity))
                 self._store_diagnostics()
                 self.resume.save()
-            if self.archive.n_validated >= budget:
+            # Not all archived: the budget left cannot pay for the rest of the batch.
+            if not archived or self._left(budget) <= BUDGET_EPS:
                 break
-            stale = stale + 1 if len(self.archive) == before else 0
+            stale = stale + 1 if len(self.archive) + self.archive.n_low_fidelity == before else 0
             if stale >= MAX_STALE_ASKS:
                 return True
         return False
 
-    def _validate_new(self, genomes: np.ndarray, keys: list[str], budget: int) -> None:
+    def _left(self, budget: int) -> float:
+        return budget - self.archive.spent
+
+    def _archived(self, key: str, fidelity: float) -> bool:
+        return key in self.archive if fidelity >= 1 else self.archive.has_low_fidelity(key, fidelity)
+
+    def _validate_new(self, genomes: np.ndarray, keys: list[str], budget: int, fidelity: float = 1.0) -> None:
         todo, queued = [], set()
         for g, k in zip(genomes, keys):
-            if k not in self.archive and k not in queued:
+            if not self._archived(k, fidelity) and k not in queued:
                 todo.append((g, k))
                 queued.add(k)
-        # Validate in order, in chunks no larger than the budget left, so that failures
-        # are replaced by the next new networks of the batch and the budget is exact.
-        while todo and self.archive.n_validated < budget:
-            chunk, todo = todo[: budget - self.archive.n_validated], todo[budget - self.archive.n_validated:]
-            self._evaluate(chunk)
+        # Evaluate in order, in chunks no larger than the budget left pays for, so that failures
+        # are replaced by the next new networks of the batch and the budget is never overspent.
+        while todo:
+            n = math.floor(self._left(budget) / fidelity + BUDGET_EPS)
+            if n <= 0:
+                break
+            chunk, todo = todo[:n], todo[n:]
+            self._evaluate(chunk, fidelity)
 
-    def _evaluate(self, chunk: list[tuple[np.ndarray, str]]) -> None:
+    def _evaluate(self, chunk: list[tuple[np.ndarray, str]], fidelity: float = 1.0) -> None:
         configs = [self.space.to_config(g) for g, _ in chunk]
+        if fidelity >= 1 and getattr(self.evaluator, "vectorized", False):
+            self._evaluate_vectorized(chunk, configs)
+            return
+        identity = fidelity_identity(self.evaluator.identity, fidelity)
         pending = []
         for (g, key), config in zip(chunk, configs):
-            hit = self.cache.get(self.evaluator.identity, key) if self.cache else None
+            hit = self.cache.get(identity, key) if self.cache else None
             if hit is not None:
-                self._record(key, config, hit[0], None, hit[1], cached=True)
+                self._record(key, config, hit[0], None, hit[1], cached=True, fidelity=fidelity)
             else:
                 pending.append((key, config))
         if not pending:
             return
-        for i, outcome in self.evaluator.evaluate([c for _, c in pending], self.timeout):
+        outcomes = (self.evaluator.evaluate([c for _, c in pending], self.timeout) if fidelity >= 1 else
+                    self.evaluator.evaluate([c for _, c in pending], self.timeout, fidelity=fidelity))
+        for i, outcome in outcomes:
             key, config = pending[i]
             # Archive first: a kill before the cache write costs a cache entry, never the
             # truth of the run's record (a measurement marked as a cache hit).
-            self._record(key, config, outcome.metrics, outcome.error, outcome.wall_time, cached=False)
+            self._record(key, config, outcome.metrics, outcome.error, outcome.wall_time, cached=False,
+                         fidelity=fidelity)
             if outcome.ok and self.cache is not None:
-                self.cache.put(self.evaluator.identity, key, outcome.metrics, outcome.wall_time)
+                self.cache.put(identity, key, outcome.metrics, outcome.wall_time)
+
+    def _evaluate_vectorized(self, chunk: list[tuple[np.ndarray, str]], configs: list[dict]) -> None:
+        """A chunk of full evaluations by a vectorized evaluator: measured in one call and
+        archived in one transaction, in the order (cache hits first, then the chunk's order),
+        with the hypervolumes and validation counts that :meth:`_record` would give each."""
+        identity = self.evaluator.identity
+        hits = [self.cache.get(identity, key) if self.cache else None for _, key in chunk]
+        pending = [i for i, hit in enumerate(hits) if hit is None]
+        outcomes = dict(zip(pending, self.evaluator.guarded_batch([configs[i] for i in pending]))) if pending else {}
+        entries = []
+        for i in [i for i, hit in enumerate(hits) if hit is not None] + pending:
+            if hits[i] is not None:
+                metrics, error, wall_time, cached = hits[i][0], None, hits[i][1], True
+            else:
+                outcome = outcomes[i]
+                metrics, error, wall_time, cached = outcome.metrics, outcome.error, outcome.wall_time, False
+            hv = None
+            if error is None:
+                hv = self.tracker.add([metrics[o.name] for o in self.spec.objectives],
+                                      feasible(self.spec.constraints, metrics))
+            entries.append((chunk[i][1], configs[i], metrics, error, wall_time, cached, self.strategy.step, hv))
+        meta = {"wall_time_s": self.wall_time_before + time.perf_counter() - self._started}
+        self.archive.add_many(entries, meta)
+        for entry in entries:
+            if entry[3] is None:
+                self.on_validated()
+        # Archive first, as in _evaluate: a kill before the cache write costs cache entries only.
+        if self.cache is not None:
+            new = [(chunk[i][1], outcomes[i].metrics, outcomes[i].wall_time) for i in pending if outcomes[i].ok]
+            if new:
+                self.cache.put_many(identity, new)
 
     def _record(self, key: str, config: dict, metrics: dict, error: str | None, wall_time: float,
-                cached: bool) -> None:
+                cached: bool, fidelity: float = 1.0) -> None:
+        # Total wall time of the run over all its sessions, kept current (in the record's own
+        # transaction) so a kill loses none.
+        meta = {"wall_time_s": self.wall_time_before + time.perf_counter() - self._started}
+        if fidelity < 1:
+            self.archive.add_low_fidelity(key, fidelity, config, metrics, error, wall_time, cached,
+                                          self.strategy.step, meta=meta)
+            if error is None:
+                self.on_validated(fidelity)
+            return
         hv = None
         if error is None:
             hv = self.tracker.add([metrics[o.name] for o in self.spec.objectives],
                                   feasible(self.spec.constraints, metrics))
-        self.archive.add(key, config, metrics, error, wall_time, cached, self.strategy.step, hv)
-        # Total wall time of the run over all its sessions, kept current so a kill loses none.
-        self.archive.set_meta("wall_time_s", self.wall_time_before + time.perf_counter() - self._started)
+        self.archive.add(key, config, metrics, error, wall_time, cached, self.strategy.step, hv, meta)
         if error is None:
             self.on_validated()
 
-    def _rows(self, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Objective rows (minimization) and constraint violations of archived networks; NaN where failed."""
+    def _rows(self, keys: list[str], fidelity: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        """Objective rows (minimization) and constraint violations of archived networks (at
+        ``fidelity``); NaN where failed."""
         F = np.full((len(keys), len(self.spec.objectives)), np.nan)
         G = np.full((len(keys), len(self.spec.constraints)), np.nan)
         for i, k in enumerate(keys):
-            r = self.archive.get(k)
+            r = self.archive.get(k) if fidelity >= 1 else self.archive.get_low_fidelity(k, fidelity)
             if r is not None and r.ok:
                 F[i] = to_minimization(self.spec.objectives, [r.metrics])[0]
                 G[i] = violations(self.spec.constraints, [r.metrics])[0]

@@ -56,6 +56,8 @@ class Problem:
     objectives: tuple[Objective, ...]
     reference_point: tuple[float, ...] = ()
     constraints: tuple[Constraint, ...] = ()
+    #: Cheap metrics of any network (a :class:`~linas.features.FeatureSource`), when the experiment names one.
+    features: Any = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "objectives", tuple(self.objectives))
@@ -107,8 +109,8 @@ class RunSpec:
     def label(self) -> str:
         return self.strategy.get("label") or self.strategy["name"]
 
-    def problem(self, space: SearchSpace) -> Problem:
-        return Problem(space, self.objectives, self.reference_point, self.constraints)
+    def problem(self, space: SearchSpace, features: Any = None) -> Problem:
+        return Problem(space, self.objectives, self.reference_point, self.constraints, features)
 
     def resume_key(self) -> dict[str, Any]:
         """What must be equal for a run to resume (budget, targets and timeouts may change).
@@ -124,6 +126,9 @@ class RunSpec:
                "seed": self.seed}
         if self.constraints:
             key["constraints"] = [c.to_dict() for c in self.constraints]
+        features = self.extra.get("features")
+        if features:  # only runs whose strategy uses the feature source depend on it
+            key["features"] = {k: features.get(k) for k in ("name", "options", "metrics")}
         return key
 
     def to_dict(self) -> dict[str, Any]:

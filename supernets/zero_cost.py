@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 import numpy as np
@@ -69,20 +69,36 @@ def synflow_score(weights: list[Tensor], output: Tensor) -> float:
 
 
 def gradient_proxies(loss: Callable[[], Tensor], weights: list[Tensor],
-                     times: dict[str, float] | None = None) -> dict[str, float]:
-    """``grad_norm`` and ``snip`` from one backward pass of ``loss()`` (called here, so its forward
-    pass is timed too). The pass's seconds are added to each proxy's in ``times``: either
-    proxy alone would need it."""
+                     times: dict[str, float] | None = None,
+                     which: Sequence[str] = ("grad_norm", "snip")) -> dict[str, float]:
+    """``grad_norm`` and ``snip`` (those of them in ``which``) from one backward pass of ``loss()``
+    (called here, so its forward pass is timed too). The pass's seconds are added to each
+    proxy's in ``times``: either proxy alone would need it."""
     times = {} if times is None else times
     shared: dict[str, float] = {}
     with timed(shared, "backward"):
         grads = loss_gradients(loss(), weights)
     out = {}
     for name, proxy in (("grad_norm", grad_norm), ("snip", snip)):
+        if name not in which:
+            continue
         with timed(times, name):
             out[name] = proxy(weights, grads)
         times[name] += shared["backward"]
     return out
+
+
+def check_proxies(proxies: Sequence[str] | None, known: Sequence[str]) -> tuple[str, ...]:
+    """The proxies to compute, in the order of ``known`` (all of them for None); ValueError, one
+    line, for an empty list or an unknown name (an evaluator's ``proxies`` option)."""
+    if proxies is None:
+        return tuple(known)
+    if not proxies:
+        raise ValueError("name at least one proxy, or leave proxies out for all of them")
+    for p in proxies:
+        if p not in known:
+            raise ValueError(f"unknown proxy '{p}'; known: {', '.join(known)}")
+    return tuple(p for p in known if p in proxies)
 
 
 def log_score(value: float) -> float:

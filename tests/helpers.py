@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import yaml
+
+from linas.evaluator import Evaluator
+from linas.objectives import Objective
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -48,3 +52,28 @@ def archived_rows(run_dir: Path) -> int:
             return conn.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
     except sqlite3.OperationalError:
         return 0
+
+
+class Counting(Evaluator):
+    """The inner evaluator's top-1 and latency, counting evaluations per network and fidelity;
+    fails the networks whose key hash hits ``fail_every``."""
+
+    metrics = (Objective("top1", "max", "%"), Objective("latency", "min", "ms"))
+    supports_fidelity = True
+
+    def __init__(self, inner, fail_every: int = 0):
+        super().__init__(inner.space)
+        self.inner, self.fail_every = inner, fail_every
+        self.calls: Counter = Counter()
+
+    @property
+    def identity(self):
+        return f"counting:{self.inner.identity}:{self.fail_every}"
+
+    def evaluate_one(self, config, fidelity=1.0):
+        key = self.space.key(self.space.from_config(config))
+        self.calls[key, fidelity] += 1
+        if self.fail_every and sum(map(ord, key)) % self.fail_every == 0:
+            raise RuntimeError("broken network")
+        out = self.inner.evaluate_one(config, fidelity=fidelity)
+        return {"top1": out["top1"], "latency": out["latency"]}

@@ -64,5 +64,9 @@ def test_an_evaluator_measures_exactly_what_it_declares(name, monkeypatch):
             assert outcome.ok, outcome.error
             assert sorted(outcome.metrics) == sorted(declared)
             assert all(type(v) is float and math.isfinite(v) for v in outcome.metrics.values())
+        if evaluator.vectorized:  # a batch gives each network the numbers it gets alone, to the bit
+            configs = [space.to_config(g) for g in space.sample(np.random.default_rng(1), 40)]
+            batch = evaluator.evaluate_batch(configs)
+            assert [o.metrics for o in batch] == [dict(evaluator.evaluate_one(c)) for c in configs]
     finally:
         evaluator.close()

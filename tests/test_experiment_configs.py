@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -43,7 +44,14 @@ def test_experiment_configs_are_valid(name):
     config = load_experiment(CONFIGS / name)
     space = get_space(config.space.name, **config.space.options)
     constraints = tuple(Constraint(c.metric, min=c.min, max=c.max) for c in config.constraints)
-    problem = Problem(space, Problem.simple(space, len(config.objectives)).objectives, constraints=constraints)
+    # A stand-in for the feature source (its checkpoint and data need not be here): strategies see its metrics.
+    features = SimpleNamespace(names=tuple(config.features.metrics)) if config.features else None
+    problem = Problem(space, Problem.simple(space, len(config.objectives)).objectives, constraints=constraints,
+                      features=features)
+    if config.features:
+        evaluators.options(config.features.name, config.features.options, n_args=1)
+        declared = {m.name for m in evaluators.get(config.features.name).metrics}
+        assert set(config.features.metrics) <= declared, name
     for strategy in config.strategies:
         make_strategy(strategy.name, problem, 0, strategy.options)
     cls = evaluators.get(config.evaluator.name)

@@ -24,6 +24,10 @@ this evaluator gives a real ImageNet landscape offline, in numpy (no torch):
 
 ``tests/test_ofa_imagenet.py`` checks both against OFA's own code on 1,200 random subnets.
 
+The evaluator is vectorized (``evaluate_batch``: a chunk of networks in numpy at once, each
+with the numbers ``evaluate_one`` gives it, to the bit; no per-network timeout), so the
+runner stores a chunk in one archive transaction.
+
     evaluator: {name: ofa_imagenet, options: {device: note10}}   # or a folder of tables
 """
 
@@ -54,6 +58,9 @@ FINAL_EXPAND = ofa_mbv3.make_divisible(ofa_mbv3.FINAL_EXPAND_WIDTH * WIDTH_MULT)
 LAST_CHANNEL = ofa_mbv3.make_divisible(ofa_mbv3.LAST_CHANNEL * WIDTH_MULT)  # 1536
 N_CLASSES = 1000
 PREDICTOR_FILE = ("ofa", "acc_predictor.npz")
+#: Rows of every matrix product of the predictor (a batch is cut into blocks of this many rows,
+#: the last one padded with zeros; one network is a padded block of its own).
+BLOCK_ROWS = 32
 
 
 def predictor_resolutions() -> range:
@@ -134,12 +141,27 @@ class AccuracyPredictor:
         return x
 
     def predict_fraction(self, features: np.ndarray) -> np.ndarray:
-        h = np.atleast_2d(features)
-        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            h = h @ w + b
-            if i < 3:
-                h = np.maximum(h, 0.0)
-        return h[:, 0]
+        """The predictor's output for each row of ``features``.
+
+        A BLAS product sums in an order that depends on the shape of the call, so a network's
+        top-1 would change in its last bits with the batch it is measured in. Every product
+        here has the same shape, ``BLOCK_ROWS`` rows (a batch in blocks, the last padded with
+        zeros), so a network gets the same bits alone (:meth:`OfaImageNet.evaluate_one`) as in
+        any batch, at any position (``tests/test_ofa_imagenet.py`` checks it), on a given
+        machine and BLAS.
+        """
+        x = np.atleast_2d(np.asarray(features, dtype=np.float64))
+        out = np.empty(len(x))
+        for start in range(0, len(x), BLOCK_ROWS):
+            rows = x[start:start + BLOCK_ROWS]
+            h = np.zeros((BLOCK_ROWS, x.shape[1]))
+            h[:len(rows)] = rows
+            for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+                h = h @ w + b
+                if i < 3:
+                    h = np.maximum(h, 0.0)
+            out[start:start + len(rows)] = h[:len(rows), 0]
+        return out
 
     def top1(self, configs: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Predicted ImageNet top-1 in % of each config."""
@@ -259,6 +281,47 @@ def params(config: Mapping[str, Any]) -> float:
     return ofa_mbv3.params(config, width_mult=WIDTH_MULT) / 1e6
 
 
+class _BatchTables:
+    """Per-layer latencies, MACs and parameters, indexed by (resolution, block, kernel, expand
+    ratio), for :meth:`OfaImageNet.evaluate_batch`. A block's layer depends on nothing else:
+    every stage keeps its first (strided) block, so each block's input size and width are
+    fixed by its position and the resolution."""
+
+    def __init__(self, table: LatencyTable) -> None:
+        self.resolutions = np.array(sorted(table.tables), dtype=np.int64)
+        n_r = len(self.resolutions)
+        shape = (n_r, N_BLOCKS, len(KERNELS), len(EXPANDS))
+        self.blocks = np.zeros(shape)
+        self.block_macs = np.zeros(shape, dtype=np.int64)
+        self.block_params = np.zeros(shape[1:], dtype=np.int64)
+        self.stem, self.first = np.zeros(n_r), np.zeros(n_r)
+        self.head = np.zeros((n_r, 4))
+        self.fixed_macs = np.zeros(n_r, dtype=np.int64)
+        self.fixed_params = 0
+        for ri, res in enumerate(self.resolutions):
+            lut = table.tables[int(res)]
+            for ki, kernel in enumerate(KERNELS):
+                for ei, expand in enumerate(EXPANDS):
+                    config = {"resolution": int(res), **{f"d_{s}": MAX_DEPTH for s in range(N_STAGES)},
+                              **{f"ks_{i}": kernel for i in range(N_BLOCKS)},
+                              **{f"e_{i}": expand for i in range(N_BLOCKS)}}
+                    keys = layer_keys(config)
+                    self.stem[ri], self.first[ri] = lut[keys[0]], lut[keys[1]]
+                    self.head[ri] = [lut[key] for key in keys[2 + N_BLOCKS:]]
+                    self.blocks[ri, :, ki, ei] = [lut[key] for key in keys[2:2 + N_BLOCKS]]
+                    shapes = ofa_mbv3.layer_shapes(config, width_mult=WIDTH_MULT, n_classes=N_CLASSES)
+                    fixed_macs, fixed_params = 0, 0
+                    for layer in shapes:
+                        p = layer.params() - (2 * layer.out_channels if layer.name == "feature_mix_layer" else 0)
+                        if layer.name.startswith("blocks."):
+                            i = int(layer.name.split(".")[1])
+                            self.block_macs[ri, i, ki, ei] = layer.macs()
+                            self.block_params[i, ki, ei] = p
+                        else:
+                            fixed_macs, fixed_params = fixed_macs + layer.macs(), fixed_params + p
+                    self.fixed_macs[ri], self.fixed_params = fixed_macs, fixed_params
+
+
 # --------------------------------------------------------------------------- the evaluator
 @evaluators.register("ofa_imagenet")
 class OfaImageNet(Evaluator):
@@ -270,6 +333,8 @@ class OfaImageNet(Evaluator):
 
     metrics = (Objective("top1", "max", "%"), Objective("latency", "min", "ms"),
                Objective("macs", "min", "M"), Objective("params", "min", "M"))
+    #: evaluate_batch measures a chunk in numpy at once (no per-network timeout).
+    vectorized = True
 
     class Options(registry.Options):
         device: str = "note10"  # a packaged table set, or a folder of {resolution}_lookup_table.yaml
@@ -295,6 +360,7 @@ class OfaImageNet(Evaluator):
         self.table = LatencyTable(device, resolutions)
         self._identity = (f"ofa_imagenet:predictor={self.predictor.source_sha256[:12]}:"
                           f"lut={self.table.sha256[:12]}")
+        self._tables: _BatchTables | None = None  # built with the first evaluate_batch
 
     @property
     def identity(self) -> str:
@@ -310,13 +376,68 @@ class OfaImageNet(Evaluator):
 
     def evaluate(self, configs: Sequence[Mapping[str, Any]], timeout: float | None = None
                  ) -> Iterator[tuple[int, Outcome]]:
-        """A batch at once: one matrix product for every top-1 of the batch."""
+        """A batch at once (:meth:`evaluate_batch`, no timeout)."""
+        yield from enumerate(self.guarded_batch(configs))
+
+    def _values(self, configs: Sequence[Mapping[str, Any]]) -> np.ndarray | None:
+        """The values of every variable of each config (rows, in the space's order), or None
+        unless each config names exactly the space's variables with values among their choices."""
+        names = self.space.names
+        if any(len(c) != len(names) for c in configs):
+            return None
         try:
-            full = [self._full(c) for c in configs]
-        except ConfigError:
-            yield from super().evaluate(configs, timeout)
-            return
-        top1 = self.predictor.top1(full)
-        for i, c in enumerate(full):
-            yield i, Outcome({"top1": float(top1[i]), "latency": self.table.latency(c),
-                              "macs": macs(c), "params": params(c)}, None, 0.0)
+            raw = np.array([[c[name] for name in names] for c in configs], dtype=np.float64)
+        except (KeyError, TypeError, ValueError):
+            return None
+        for j, name in enumerate(names):
+            if not np.isin(raw[:, j], np.asarray(self.space.variable(name).choices, dtype=np.float64)).all():
+                return None
+        return raw.astype(np.int64)
+
+    def evaluate_batch(self, configs: Sequence[Mapping[str, Any]]) -> list[Outcome]:
+        """Every network of ``configs`` in numpy at once, with the numbers of :meth:`evaluate_one`
+        to the bit: the same predictor products (:meth:`AccuracyPredictor.predict_fraction`), the
+        latency summed layer by layer in OFA's order, MACs and parameters as exact integers."""
+        if not configs:
+            return []
+        if self._tables is None:
+            self._tables = _BatchTables(self.table)
+        t = self._tables
+        values = self._values(configs)
+        if values is None:  # some config is not a plain full one: canonical configs, as evaluate_one
+            values = self._values([self._full(c) for c in configs])
+        n_nets = len(configs)
+        column = {name: j for j, name in enumerate(self.space.names)}
+        ks = values[:, [column[f"ks_{i}"] for i in range(N_BLOCKS)]]
+        es = values[:, [column[f"e_{i}"] for i in range(N_BLOCKS)]]
+        ds = values[:, [column[f"d_{s}"] for s in range(N_STAGES)]]
+        rs = values[:, column["resolution"]]
+        k = np.searchsorted(KERNELS, ks)
+        e = np.searchsorted(EXPANDS, es)
+        r = np.searchsorted(t.resolutions, rs)
+        if ((np.asarray(KERNELS)[np.minimum(k, 2)] != ks).any() or (np.asarray(EXPANDS)[np.minimum(e, 2)] != es).any()
+                or (t.resolutions[np.minimum(r, len(t.resolutions) - 1)] != rs).any()):
+            raise ValueError("a kernel, expand ratio or resolution outside the tables")
+        active = np.arange(MAX_DEPTH)[None, None, :] < ds[:, :, None]  # (n, stages, blocks of a stage)
+        active = active.reshape(n_nets, N_BLOCKS)
+        rows = np.arange(n_nets)
+        # top-1: OFA's features, then the predictor
+        x = np.zeros((n_nets, 128))
+        for i in range(N_BLOCKS):
+            on = rows[active[:, i]]
+            x[on, 3 * i + k[on, i]] = 1.0
+            x[on, 60 + 3 * i + e[on, i]] = 1.0
+        x[rows, 120 + (rs - 112) // 16] = 1.0
+        top1 = 100.0 * self.predictor.predict_fraction(x)
+        # latency: stem, first block, each active block in order, then the head, summed in that order
+        latency = 0.0 + t.stem[r]
+        latency = latency + t.first[r]
+        for i in range(N_BLOCKS):
+            latency = latency + np.where(active[:, i], t.blocks[r, i, k[:, i], e[:, i]], 0.0)
+        for j in range(t.head.shape[1]):
+            latency = latency + t.head[r, j]
+        n_macs = t.fixed_macs[r] + np.where(active, t.block_macs[r[:, None], np.arange(N_BLOCKS), k, e], 0).sum(axis=1)
+        n_params = t.fixed_params + np.where(active, t.block_params[np.arange(N_BLOCKS), k, e], 0).sum(axis=1)
+        return [Outcome({"top1": float(top1[n]), "latency": float(latency[n]), "macs": int(n_macs[n]) / 1e6,
+                         "params": int(n_params[n]) / 1e6}) for n in range(n_nets)]
+

@@ -38,6 +38,11 @@ class Strategy(ABC):
     turned to minimization, ``G`` one column per constraint of the problem (``<= 0``
     when satisfied, pymoo's convention); failed evaluations are NaN rows in both.
 
+    A multi-fidelity strategy sets :attr:`fidelity` in ``ask()``: below 1, the batch is
+    evaluated at that fidelity (each successful evaluation costs ``fidelity`` of the
+    budget), stored apart from validations, and told as above; such a batch is not
+    remembered as validated (``tell`` of a multi-fidelity strategy decides what to keep).
+
     A strategy is deterministic given its seed and what it was told. Resume restores it
     from the archive: the runner hands back everything it was told and the JSON state of
     :meth:`state_dict` saved after its last ``tell``, so nothing expensive is recomputed.
@@ -65,6 +70,10 @@ class Strategy(ABC):
     quick_options: ClassVar[dict[str, Any]] = {}
     #: How many constraints the strategy needs (e.g. 1 for OFA's single-constraint evolution).
     requires_constraints: ClassVar[int] = 0
+    #: The lowest fidelity the strategy asks for; below 1 the evaluator must support fidelity.
+    min_fidelity: float = 1.0
+    #: The fidelity of the batch the last ``ask()`` returned (1: validations).
+    fidelity: float = 1.0
 
     def __init__(self, problem: Problem, seed: int, population: int = 50) -> None:
         self.problem = problem
@@ -111,6 +120,23 @@ class Strategy(ABC):
         if G is None:
             return np.zeros((n, k))
         return np.asarray(G, dtype=float).reshape(n, k)
+
+    # ------------------------------------------------------------------ features
+    @classmethod
+    def check_features(cls, options: dict[str, Any], features: tuple[str, ...] | None) -> bool:
+        """Whether a strategy built with ``options`` (defaults filled in) uses the experiment's
+        feature source, whose metrics are ``features`` (None: the experiment names none);
+        ConfigError when it needs features that are not there."""
+        return False
+
+    @property
+    def features(self) -> Any:
+        """The experiment's feature source (:class:`linas.features.FeatureSource`), or None: cheap
+        metrics of any network, computed on demand, cached, never counted as validations."""
+        return self.problem.features
+
+    def _features_available(self) -> tuple[str, ...] | None:
+        return None if self.problem.features is None else tuple(self.problem.features.names)
 
     # ------------------------------------------------------------------ resume
     def state_dict(self) -> dict[str, Any] | None:

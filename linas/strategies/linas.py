@@ -9,12 +9,19 @@ Each outer iteration (one ``ask``):
 3. return ``population`` networks never validated before: the predicted
    non-dominated ones first, ranked over every network the inner search visited.
 
+With ``predictor_features`` (metrics of the experiment's ``features:`` source, e.g.
+zero-cost proxies), step 3 changes: the best ``feature_pool`` networks of the inner search
+get their features, predictors fitted on the encoding plus the features (standardized) of
+every validated network re-rank them, and the batch is taken from that re-ranking. The
+inner search itself stays on the encoding-only predictors (features are not free).
+
 The first ask returns the initial population shared with the other strategies.
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
@@ -23,6 +30,7 @@ from pydantic import Field, model_validator
 from pymoo.optimize import minimize
 from threadpoolctl import threadpool_limits
 
+from linas.errors import ConfigError
 from linas.mo import best_first, expected_hv_improvement
 from linas.spec import Problem
 from linas.strategies._pymoo import FastNSGA2, genome_problem, nsga2_operators
@@ -44,6 +52,9 @@ class Linas(Strategy):
     With constraints, one more predictor per constrained metric is fitted; the inner
     NSGA-II uses constraint domination on the predictions, so the networks proposed are
     the predicted-feasible ones first.
+
+    ``predictor_features`` (default none) and ``feature_pool`` (default 4 x ``population``):
+    see the module docstring.
     """
 
     quick_options = {"inner_evaluations": 500, "inner_population": 20}
@@ -56,11 +67,28 @@ class Linas(Strategy):
             "visited", description="where each batch comes from: best-first over every network the inner "
                                    "search visited, its final population first (as DyNAS-T does), or by "
                                    "expected hypervolume improvement (needs a predictor with has_std)")
+        predictor_features: list[str] | None = Field(
+            None, description="metrics of the experiment's features: source that the predictors re-ranking the "
+                              "inner search's best networks also get")
+        feature_pool: int | None = Field(None, ge=1, description="networks re-ranked with predictor_features "
+                                                                 "(default 4 x population)")
 
         @model_validator(mode="after")
         def _consistent(self):
             if self.inner_evaluations < self.inner_population:
                 raise ValueError("inner_evaluations must be at least inner_population")
+            if self.predictor_features is not None:
+                if not self.predictor_features:
+                    raise ValueError("predictor_features: name at least one feature, or leave it out")
+                if len(set(self.predictor_features)) != len(self.predictor_features):
+                    raise ValueError("predictor_features are repeated")
+                if self.selection != "visited":
+                    raise ValueError("predictor_features re-rank the visited networks: use selection: visited")
+            if self.feature_pool is not None:
+                if not self.predictor_features:
+                    raise ValueError("feature_pool needs predictor_features")
+                if self.feature_pool < self.population:
+                    raise ValueError("feature_pool must be at least population")
             model = make_predictor(self.predictor)  # fail on an unknown predictor before the run starts
             if self.selection == "ehvi" and not model.has_std:
                 raise ValueError(f"selection ehvi needs a predictor with predictive uncertainty (gp or ensemble), "
@@ -68,10 +96,15 @@ class Linas(Strategy):
             return self
 
     def __init__(self, problem: Problem, seed: int, population: int = 50, inner_evaluations: int = 20_000,
-                 inner_population: int = 50, predictor: str = "auto", selection: str = "visited") -> None:
+                 inner_population: int = 50, predictor: str = "auto", selection: str = "visited",
+                 predictor_features: list[str] | None = None, feature_pool: int | None = None) -> None:
         super().__init__(problem, seed, population)
         self.Options(population=population, inner_evaluations=inner_evaluations,
-                     inner_population=inner_population, predictor=predictor, selection=selection)
+                     inner_population=inner_population, predictor=predictor, selection=selection,
+                     predictor_features=predictor_features, feature_pool=feature_pool)
+        self.check_features({"predictor_features": predictor_features}, self._features_available())
+        self.predictor_features = list(predictor_features or [])
+        self.feature_pool = feature_pool or 4 * population
         self.selection = selection
         self.inner_evaluations = inner_evaluations
         self.inner_population = inner_population
@@ -93,35 +126,74 @@ class Linas(Strategy):
         with threadpool_limits(1):
             models = self._fit(genomes, np.hstack([F, G]))
             visited, predicted = self._inner_search(models, genomes, F, G)
+            if self.predictor_features:
+                return self._rerank(visited, predicted, genomes, np.hstack([F, G]))
             return self._select(visited, predicted, models)
 
-    def _fit(self, genomes: np.ndarray, F: np.ndarray) -> list:
+    @classmethod
+    def check_features(cls, options: dict, features: tuple[str, ...] | None) -> bool:
+        names = options.get("predictor_features")
+        if not names:
+            return False
+        if features is None:
+            raise ConfigError("strategy 'linas': predictor_features needs a features: section in the experiment "
+                              "config (a feature evaluator and its metrics)")
+        missing = [f for f in names if f not in features]
+        if missing:
+            raise ConfigError(f"strategy 'linas': predictor_features: '{missing[0]}' is not among the features "
+                              f"({', '.join(features)})")
+        return True
+
+    def _fit(self, genomes: np.ndarray, F: np.ndarray, extra: np.ndarray | None = None) -> list:
         """One predictor per objective and constraint column of ``F``, fitted in parallel
-        threads (the solvers release the GIL)."""
+        threads (the solvers release the GIL); ``extra`` columns join the encoding."""
 
         def fit_one(j: int):
             model = make_predictor(self.predictor, seed=self.seed + self.step)
             start = time.perf_counter()
-            model.fit(encode_for(model, self.space, genomes), F[:, j])
+            model.fit(_with_columns(encode_for(model, self.space, genomes), extra), F[:, j])
             return model, time.perf_counter() - start
 
         with ThreadPoolExecutor(max_workers=F.shape[1]) as pool:
             fitted = list(pool.map(fit_one, range(F.shape[1])))
+        suffix = "" if extra is None else f"+{'+'.join(self.predictor_features)}"
         for j, (model, seconds) in enumerate(fitted[: self.n_objectives]):
-            self.diagnostics.append({"step": self.step, "objective": j, "predictor": model.describe(),
+            self.diagnostics.append({"step": self.step, "objective": j, "predictor": model.describe() + suffix,
                                      "n_train": len(genomes), "cv_error": model.cv_error, "fit_seconds": seconds})
         return [model for model, _ in fitted]
 
-    def predict(self, models: list, genomes: np.ndarray) -> np.ndarray:
-        """Predicted objective (minimization) and constraint columns of ``genomes``, all at once."""
+    def predict(self, models: list, genomes: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:
+        """Predicted objective (minimization) and constraint columns of ``genomes``, all at once
+        (``extra``: the feature columns the models were fitted with, if any)."""
         features = {}
         out = np.empty((len(genomes), len(models)))
         for j, model in enumerate(models):
             enc = model.encoding
             if enc not in features:
-                features[enc] = encode_for(model, self.space, genomes)
+                features[enc] = _with_columns(encode_for(model, self.space, genomes), extra)
             out[:, j] = model.predict(features[enc])
         return out
+
+    def _rerank(self, visited: np.ndarray, predicted: np.ndarray, genomes: np.ndarray, Y: np.ndarray
+                ) -> np.ndarray:
+        """The batch from the best ``feature_pool`` visited networks, re-ranked by predictors fitted on
+        the encoding plus ``predictor_features`` (standardized on the validated networks; a
+        missing value counts as the mean)."""
+        m = self.n_objectives
+        pool = visited[best_first(predicted[:, :m], self.feature_pool, predicted[:, m:])]
+        train = self.features.values(genomes, self.predictor_features)
+        candidates = self.features.values(pool, self.predictor_features)
+        with warnings.catch_warnings():  # a column with no value yet: mean 0, scale 1
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean, std = np.nan_to_num(np.nanmean(train, axis=0)), np.nanstd(train, axis=0)
+        std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
+
+        def standardize(Z: np.ndarray) -> np.ndarray:
+            return np.nan_to_num((Z - mean) / std, nan=0.0)
+
+        models = self._fit(genomes, Y, standardize(train))
+        reranked = self.predict(models, pool, standardize(candidates)) if len(pool) else predicted[:0]
+        return self._select(pool, reranked, models)
 
     def _inner_search(self, models: list, genomes: np.ndarray, F: np.ndarray, G: np.ndarray
                       ) -> tuple[np.ndarray, np.ndarray]:
@@ -251,6 +323,15 @@ class Linas(Strategy):
         self._proposed = {}
         super().tell(genomes, F, G)
         self._known_genomes.update(g.tobytes() for g in np.asarray(genomes, dtype=np.int64))
+
+
+def _with_columns(encoded, extra: np.ndarray | None):
+    """An encoding (a matrix, or a dict of them for composite predictors) with ``extra`` columns appended."""
+    if extra is None:
+        return encoded
+    if isinstance(encoded, dict):
+        return {k: np.hstack([v, extra]) for k, v in encoded.items()}
+    return np.hstack([encoded, extra])
 
 
 def _derive_seed(seed: int, step: int) -> int:

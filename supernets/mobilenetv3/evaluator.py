@@ -8,7 +8,8 @@ statistics, measures top-1 and reads its latency from the lookup table (or measu
 ``device`` (default ``auto``: ``cuda`` when torch sees a GPU, else ``cpu``; or ``cpu``,
 ``cuda``, ``cuda:N``) is where the supernet, BN recalibration, validation and measured
 latency run; a GPU run has its own identity, so its measurements never mix with CPU ones.
-``threads`` is torch's CPU thread count.
+``threads`` is torch's CPU thread count. At fidelity ``f < 1`` top-1 is measured on the
+first ``round(f * n)`` of the ``n`` validation images (BN recalibration is unchanged).
 
 Experiment config::
 
@@ -41,6 +42,7 @@ from .arch import subnet_config
 from .checkpoint import file_digest, load_supernet
 from .data import DataSettings, load_split
 from .evaluation import recalibrate_bn, top1
+from .imagesets import ImageSet
 from .latency import LatencyTable, device_name, measure_latency, threads
 
 
@@ -80,6 +82,8 @@ class SupernetEvaluator(Evaluator):
                Objective("macs", "min", "M"), Objective("params", "min", "M"))
 
     Options = SupernetEvaluatorOptions  # validated by evaluators.build before __init__
+    #: Fidelity f: top-1 over the first round(f * n) of the n validation images (at least one).
+    supports_fidelity = True
 
     def __init__(self, space: SearchSpace, **options: Any) -> None:
         super().__init__(space)
@@ -107,7 +111,13 @@ class SupernetEvaluator(Evaluator):
                 f":calib={o.calib_images}/{o.calib_batch}/{o.calib_seed}:val={o.val_images}/{o.val_seed}:{latency}"
                 f"{device}")
 
-    def evaluate_one(self, config: Mapping[str, Any]) -> dict[str, float]:
+    def validation_images(self, fidelity: float = 1.0) -> ImageSet:
+        """The validation images of an evaluation at ``fidelity``: the first ``round(fidelity * n)``."""
+        if fidelity >= 1:
+            return self.val
+        return self.val.head(max(1, round(fidelity * len(self.val))))
+
+    def evaluate_one(self, config: Mapping[str, Any], fidelity: float = 1.0) -> dict[str, float]:
         o = self.options
         config = subnet_config(config)
         r = int(config.get("resolution", o.resolution))
@@ -116,7 +126,7 @@ class SupernetEvaluator(Evaluator):
         with threads(o.threads), torch.no_grad():
             subnet = net.get_active_subnet().to(self.device)
             recalibrate_bn(subnet, (x for x, _ in self.calib.eval_batches(r, o.calib_batch)))
-            accuracy = top1(subnet, self.val, r, o.batch_size)
+            accuracy = top1(subnet, self.validation_images(fidelity), r, o.batch_size)
         if self.table is not None:
             latency = self.table.predict(config, r)
         else:

@@ -51,6 +51,10 @@ class ImageData:
             return self
         return self._take(torch.from_numpy(subset_index(len(self), n, seed)))
 
+    def head(self, n: int) -> ImageData:
+        """The first ``n`` images, in order (all when ``n`` is larger)."""
+        return self._take(torch.arange(min(int(n), len(self))))
+
     def materialize(self) -> ImageSet:
         """The images decoded into memory (a streamed set: decode a small subset once, reuse it)."""
         raise NotImplementedError

@@ -26,6 +26,7 @@ Experiment config::
         data: {kind: tiny_imagenet, root: ~/.cache/linas/data/tiny-imagenet-200, load_size: 64, stream: true}
         resolution: 32
         batch: 64
+        proxies: [snip, jacob_cov]   # optional: compute only these (default: all five)
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, field_validator
 from torch import nn
 
 from linas.errors import ConfigError
@@ -60,8 +61,10 @@ PROXIES = ("synflow", "grad_norm", "snip", "naswot", "jacob_cov")
 VERSION = 1
 
 
-def mbv3_proxies(subnet: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[dict[str, float], dict[str, float]]:
-    """``(proxy scores, seconds per proxy)`` of an extracted MobileNetV3 subnet on the minibatch ``x, y``.
+def mbv3_proxies(subnet: nn.Module, x: torch.Tensor, y: torch.Tensor, proxies: tuple[str, ...] = PROXIES
+                 ) -> tuple[dict[str, float], dict[str, float]]:
+    """``(proxy scores, seconds per proxy)`` of an extracted MobileNetV3 subnet on the minibatch ``x, y``
+    (only the ``proxies`` named).
 
     The subnet is left as it was (synflow runs on a copy; BN running statistics, which
     training mode updates, are put back).
@@ -73,21 +76,26 @@ def mbv3_proxies(subnet: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[d
     subnet.train()
     zc.dropout_off(subnet)
     weights = zc.weights_of(subnet)
-    out.update(zc.gradient_proxies(lambda: F.cross_entropy(subnet(x), y), weights, times))
-    with zc.timed(times, "naswot"), torch.no_grad():
-        rectifiers = [m for m in subnet.modules() if isinstance(m, (nn.ReLU, nn.Hardswish))]
-        with zc.ActivationCodes(rectifiers) as codes:
-            subnet(x)
-            out["naswot"] = zc.naswot_score(codes.codes())
-    with zc.timed(times, "jacob_cov"):
-        xr = x.detach().clone().requires_grad_(True)
-        (jac,) = torch.autograd.grad(subnet(xr).sum(), xr)
-        out["jacob_cov"] = zc.jacob_cov_score(jac)
-    with zc.timed(times, "synflow"):
-        net = zc.make_positive(zc.remove_modules(copy.deepcopy(subnet), (nn.modules.batchnorm._BatchNorm,)))
-        net.eval()
-        ones = torch.ones((1, *x.shape[1:]), dtype=torch.float64, device=x.device)
-        out["synflow"] = zc.log_score(zc.synflow_score(zc.weights_of(net), net(ones)))
+    gradient = [p for p in ("grad_norm", "snip") if p in proxies]
+    if gradient:
+        out.update(zc.gradient_proxies(lambda: F.cross_entropy(subnet(x), y), weights, times, gradient))
+    if "naswot" in proxies:
+        with zc.timed(times, "naswot"), torch.no_grad():
+            rectifiers = [m for m in subnet.modules() if isinstance(m, (nn.ReLU, nn.Hardswish))]
+            with zc.ActivationCodes(rectifiers) as codes:
+                subnet(x)
+                out["naswot"] = zc.naswot_score(codes.codes())
+    if "jacob_cov" in proxies:
+        with zc.timed(times, "jacob_cov"):
+            xr = x.detach().clone().requires_grad_(True)
+            (jac,) = torch.autograd.grad(subnet(xr).sum(), xr)
+            out["jacob_cov"] = zc.jacob_cov_score(jac)
+    if "synflow" in proxies:
+        with zc.timed(times, "synflow"):
+            net = zc.make_positive(zc.remove_modules(copy.deepcopy(subnet), (nn.modules.batchnorm._BatchNorm,)))
+            net.eval()
+            ones = torch.ones((1, *x.shape[1:]), dtype=torch.float64, device=x.device)
+            out["synflow"] = zc.log_score(zc.synflow_score(zc.weights_of(net), net(ones)))
     with torch.no_grad():
         for name, b in subnet.named_buffers():
             b.copy_(buffers[name])
@@ -105,6 +113,13 @@ class ZeroCostOptions(Options):
     batch_seed: int = 0
     threads: int | None = None
     device: str = "auto"
+    proxies: list[str] | None = None  # compute only these (default: all of PROXIES)
+
+    @field_validator("proxies")
+    @classmethod
+    def _known_proxies(cls, v: list[str] | None) -> list[str] | None:
+        zc.check_proxies(v, PROXIES)
+        return v
 
 
 @evaluators.register("zc_mbv3")
@@ -120,6 +135,9 @@ class ZeroCostMbv3Evaluator(Evaluator):
         super().__init__(space)
         self.options = ZeroCostOptions(**options)
         o = self.options
+        self.proxies = zc.check_proxies(o.proxies, PROXIES)
+        if self.proxies != PROXIES:  # this instance measures fewer metrics than the class declares
+            self.metrics = tuple(m for m in type(self).metrics if m.name not in PROXIES or m.name in self.proxies)
         self.device = resolve_device(o.device, "evaluator zc_mbv3")
         self.supernet = load_supernet(o.checkpoint).to(self.device).eval()
         self._checkpoint_digest = file_digest(o.checkpoint)
@@ -140,7 +158,8 @@ class ZeroCostMbv3Evaluator(Evaluator):
         data = json.dumps(o.data.identity(), sort_keys=True)
         device = "" if self.device.type == "cpu" else f":device={self.device.type}"
         return (f"zc_mbv3:v{VERSION}:ckpt={self._checkpoint_digest}:data={data}:r={o.resolution}"
-                f":batch={o.batch}/{o.batch_seed}{device}")
+                f":batch={o.batch}/{o.batch_seed}{device}"
+                + ("" if self.proxies == PROXIES else f":proxies={','.join(self.proxies)}"))
 
     def evaluate_one(self, config: Mapping[str, Any]) -> dict[str, float]:
         o = self.options
@@ -152,7 +171,7 @@ class ZeroCostMbv3Evaluator(Evaluator):
         with threads(o.threads):
             subnet = net.get_active_subnet().to(self.device)
             x, y = self.minibatch(r)
-            out, _ = mbv3_proxies(subnet, x, y)
+            out, _ = mbv3_proxies(subnet, x, y, self.proxies)
         out["zc_seconds"] = time.perf_counter() - start
         out.update(macs=net.active_macs(r) / 1e6, params=net.active_params() / 1e6)
         return out

@@ -28,6 +28,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
+import numpy as np
 import torch
 from pydantic import Field, PositiveInt
 
@@ -57,11 +58,16 @@ class HatSupernetEvaluator(Evaluator):
     ``latency_device`` and ``latency_task`` (with ``latency: device``: whose measurements),
     ``threads`` (torch's CPU threads), ``max_tokens`` (decoding batch size), ``device``
     (``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; auto: a GPU when there is one).
+
+    At fidelity ``f < 1``, BLEU (or the loss) is measured on a fixed-seed random
+    ``round(f * n)`` of the ``n`` sentence pairs, nested: a lower fidelity's pairs are among
+    a higher one's (:meth:`pairs_at`).
     """
 
     metrics: ClassVar[tuple[Objective, ...]] = (
         Objective("bleu", "max", "BLEU"), Objective("latency", "min", "ms"),
         Objective("macs", "min", "M"), Objective("params", "min", "M"))
+    supports_fidelity = True
 
     class Options(registry.Options):
         """Validated by ``evaluators.build`` before the checkpoint is read."""
@@ -102,6 +108,10 @@ class HatSupernetEvaluator(Evaluator):
         keep = subset_indices(len(src), subset, subset_seed)
         src, tgt = [src[i] for i in keep], [tgt[i] for i in keep]
         self.sources, self.references = src, tgt
+        # A fixed order of the pairs: fidelity f keeps the first round(f * n), so a lower
+        # fidelity's pairs are always among a higher one's.
+        self._fidelity_order = np.random.default_rng([subset_seed, 1]).permutation(len(src))
+        self._at_fidelity: dict[float, Any] = {}
         self.beam, self.len_penalty, self.max_tokens = beam, len_penalty, max_tokens
         self.latency_mode = latency
         self.table = LatencyTable.load(lut) if latency == "lut" else None
@@ -148,14 +158,24 @@ class HatSupernetEvaluator(Evaluator):
             out["latency"] = measure_latency(self.subnet(config))
         return out
 
-    def quality(self, model) -> dict[str, float]:
-        hyps = translate(model, self.tokenizer, self.sources, self.beam, self.len_penalty, self.max_tokens)
-        return {"bleu": corpus_bleu(hyps, self.references).score}
+    def pairs_at(self, fidelity: float = 1.0) -> tuple[list[str], list[str]]:
+        """Sources and references of an evaluation at ``fidelity``: all the pairs at 1, else a
+        fixed-seed random ``round(fidelity * n)`` of them (at least one), nested across fidelities,
+        in corpus order."""
+        if fidelity >= 1:
+            return self.sources, self.references
+        keep = np.sort(self._fidelity_order[: max(1, round(fidelity * len(self.sources)))])
+        return [self.sources[i] for i in keep], [self.references[i] for i in keep]
 
-    def evaluate_one(self, config: Mapping[str, Any]) -> dict[str, float]:
+    def quality(self, model, fidelity: float = 1.0) -> dict[str, float]:
+        sources, references = self.pairs_at(fidelity)
+        hyps = translate(model, self.tokenizer, sources, self.beam, self.len_penalty, self.max_tokens)
+        return {"bleu": corpus_bleu(hyps, references).score}
+
+    def evaluate_one(self, config: Mapping[str, Any], fidelity: float = 1.0) -> dict[str, float]:
         model = self.subnet(config)
         out = self.cost(config)
-        out.update(self.quality(model))
+        out.update(self.quality(model, fidelity))
         return out
 
 
@@ -172,8 +192,12 @@ class HatSupernetLossEvaluator(HatSupernetEvaluator):
         self.batches = make_batches(self.tokenizer, self.sources, self.references, self.max_tokens)
         self._identity = self._identity.replace("hat_supernet:", "hat_supernet_loss:", 1)
 
-    def quality(self, model) -> dict[str, float]:
-        return {"valid_loss": validation_loss(model, self.batches)}
+    def quality(self, model, fidelity: float = 1.0) -> dict[str, float]:
+        if fidelity >= 1:
+            return {"valid_loss": validation_loss(model, self.batches)}
+        if fidelity not in self._at_fidelity:
+            self._at_fidelity[fidelity] = make_batches(self.tokenizer, *self.pairs_at(fidelity), self.max_tokens)
+        return {"valid_loss": validation_loss(model, self._at_fidelity[fidelity])}
 
 
 def _short_hash(text: str) -> str:

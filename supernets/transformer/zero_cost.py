@@ -33,7 +33,7 @@ Experiment config::
 
     evaluator:
       name: zc_hat
-      options: {checkpoint: results/hat/multi30k, batch: 64}
+      options: {checkpoint: results/hat/multi30k, batch: 64}   # proxies: [snip]: compute only these
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, PositiveInt
+from pydantic import Field, PositiveInt, field_validator
 from torch import Tensor, nn
 
 from linas import registry
@@ -128,8 +128,10 @@ def naswot_codes(model: TransformerModel, batch: Batch) -> tuple[Tensor, Tensor]
     return torch.cat(codes, 1), torch.cat(masks, 1)
 
 
-def hat_proxies(model: TransformerModel, batch: Batch) -> tuple[dict[str, float], dict[str, float]]:
-    """``(proxy scores, seconds per proxy)`` of an extracted SubTransformer on ``batch`` (on its device)."""
+def hat_proxies(model: TransformerModel, batch: Batch, proxies: tuple[str, ...] = PROXIES
+                ) -> tuple[dict[str, float], dict[str, float]]:
+    """``(proxy scores, seconds per proxy)`` of an extracted SubTransformer on ``batch`` (on its device;
+    only the ``proxies`` named)."""
     times: dict[str, float] = {}
     out: dict[str, float] = {}
     was_training = model.training
@@ -140,13 +142,17 @@ def hat_proxies(model: TransformerModel, batch: Batch) -> tuple[dict[str, float]
         logits = model(batch.src, batch.prev)
         return F.cross_entropy(logits.flatten(0, 1), batch.target.flatten(), ignore_index=PAD)
 
-    out.update(zc.gradient_proxies(loss, weights, times))
-    with zc.timed(times, "naswot"):
-        out["naswot"] = zc.naswot_score(*naswot_codes(model, batch))
-    with zc.timed(times, "synflow"):
-        net = zc.make_positive(zc.remove_modules(copy.deepcopy(model), (nn.LayerNorm,))).eval()
-        out["synflow"] = zc.log_score(zc.synflow_score(proxy_weights(net),
-                                                       synflow_output(net, batch.src.shape[1], batch.prev.shape[1])))
+    gradient = [p for p in ("grad_norm", "snip") if p in proxies]
+    if gradient:
+        out.update(zc.gradient_proxies(loss, weights, times, gradient))
+    if "naswot" in proxies:
+        with zc.timed(times, "naswot"):
+            out["naswot"] = zc.naswot_score(*naswot_codes(model, batch))
+    if "synflow" in proxies:
+        with zc.timed(times, "synflow"):
+            net = zc.make_positive(zc.remove_modules(copy.deepcopy(model), (nn.LayerNorm,))).eval()
+            out["synflow"] = zc.log_score(zc.synflow_score(
+                proxy_weights(net), synflow_output(net, batch.src.shape[1], batch.prev.shape[1])))
     model.train(was_training)
     return out, times
 
@@ -168,12 +174,25 @@ class ZeroCostHatEvaluator(Evaluator):
         src_lang: str = "en"
         tgt_lang: str = "de"
         device: str = "auto"
+        proxies: list[str] | None = None  # compute only these (default: all of PROXIES)
+
+        @field_validator("proxies")
+        @classmethod
+        def _known_proxies(cls, v: list[str] | None) -> list[str] | None:
+            zc.check_proxies(v, PROXIES)
+            return v
 
     def __init__(self, space: SearchSpace, checkpoint: str = "results/hat/multi30k",
                  corpus: CorpusSpec | Mapping[str, Any] | None = None, batch: int = 64, batch_seed: int = 0,
                  max_len: int = 64, threads: int | None = 1, src_lang: str = "en", tgt_lang: str = "de",
-                 device: str = "auto") -> None:
+                 device: str = "auto", proxies: list[str] | None = None) -> None:
         super().__init__(space)
+        try:
+            self.proxies = zc.check_proxies(proxies, PROXIES)
+        except ValueError as exc:
+            raise ConfigError(f"zc_hat: proxies: {exc}") from None
+        if self.proxies != PROXIES:  # this instance measures fewer metrics than the class declares
+            self.metrics = tuple(m for m in type(self).metrics if m.name not in PROXIES or m.name in self.proxies)
         spec = parse(CorpusSpec, corpus if corpus is not None else DEFAULT_CORPUS, "zc_hat: corpus")
         self.device = resolve_device(device, "zc_hat")
         if threads:
@@ -192,7 +211,8 @@ class ZeroCostHatEvaluator(Evaluator):
         data_id = json.dumps([spec.model_dump(), batch, batch_seed, max_len, src_lang, tgt_lang], sort_keys=True)
         self._identity = (f"zc_hat:v{VERSION}:ckpt={self.meta['sha256']}:"
                           f"data={hashlib.sha256(data_id.encode()).hexdigest()[:12]}:"
-                          f"device={device_label(self.device)}")
+                          f"device={device_label(self.device)}"
+                          + ("" if self.proxies == PROXIES else f":proxies={','.join(self.proxies)}"))
 
     @property
     def identity(self) -> str:
@@ -202,7 +222,7 @@ class ZeroCostHatEvaluator(Evaluator):
         start = time.perf_counter()
         self.net.set_active_subnet(config)
         model = self.net.get_active_subnet().to(self.device)
-        out, _ = hat_proxies(model, self.batch)
+        out, _ = hat_proxies(model, self.batch, self.proxies)
         out["zc_seconds"] = time.perf_counter() - start
         arch = self.net.arch_of(config)
         out.update(macs=arch.macs() / 1e6, params=arch.params() / 1e6)

@@ -145,6 +145,30 @@ def test_mbv3_proxies_leave_the_subnet_as_it_was(mbv3_options):
         assert v.dtype == before[k].dtype and torch.equal(v, before[k]), k
 
 
+def test_zc_mbv3_proxies_option_computes_only_the_subset_and_the_same_values(mbv3_options):
+    space = get_space("ofa_mbv3")
+    full = make_evaluator("zc_mbv3", space, mbv3_options)
+    subset = make_evaluator("zc_mbv3", space, {**mbv3_options, "proxies": ["jacob_cov", "snip"]})
+    assert [m.name for m in subset.metrics] == ["snip", "jacob_cov", "zc_seconds", "macs", "params"]
+    assert subset.identity == full.identity + ":proxies=snip,jacob_cov"  # never shares cached scores
+    config = space.to_config(space.sample(np.random.default_rng(2), 1)[0])
+    outcome, reference = subset.guarded(config), full.evaluate_one(config)
+    assert outcome.ok, outcome.error
+    assert sorted(outcome.metrics) == sorted(m.name for m in subset.metrics)
+    for name in ("snip", "jacob_cov", "macs", "params"):
+        assert outcome.metrics[name] == pytest.approx(reference[name], rel=1e-9)
+
+
+@pytest.mark.parametrize("proxies, message", [(["snip", "flops"], "unknown proxy 'flops'; known: synflow"),
+                                              ([], "name at least one proxy")])
+def test_zc_mbv3_proxies_option_rejects_a_bad_list_in_one_line(mbv3_options, proxies, message):
+    from linas.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"evaluator 'zc_mbv3': proxies: {message}") as info:
+        make_evaluator("zc_mbv3", get_space("ofa_mbv3"), {**mbv3_options, "proxies": proxies})
+    assert "\n" not in str(info.value)
+
+
 # ---------------------------------------------------------------------- Transformer
 def test_uniform_attention_is_exact_when_every_position_is_alike():
     from supernets.transformer.layers import Attention
@@ -190,3 +214,21 @@ def test_hat_naswot_codes_leave_padding_out(hat_evaluator_options, space):
             + sum(a.decoder_ffn[: a.decoder_layers]) * evaluator.batch.target.ne(0).sum(1))
     assert mask.sum(1).tolist() == real.tolist()
     assert json.dumps(zc.naswot_score(codes, mask))  # a finite float
+
+
+def test_zc_hat_proxies_option_computes_only_the_subset(hat_evaluator_options, space):
+    from linas.errors import ConfigError
+
+    options = {"checkpoint": hat_evaluator_options["checkpoint"], "corpus": hat_evaluator_options["corpus"],
+               "batch": 4, "threads": 1}
+    full = make_evaluator("zc_hat", space, options)
+    subset = make_evaluator("zc_hat", space, {**options, "proxies": ["snip"]})
+    assert [m.name for m in subset.metrics] == ["snip", "zc_seconds", "macs", "params"]
+    assert subset.identity == full.identity + ":proxies=snip"
+    config = space.to_config(space.sample(np.random.default_rng(0), 1)[0])
+    outcome = subset.guarded(config)
+    assert outcome.ok, outcome.error
+    assert sorted(outcome.metrics) == ["macs", "params", "snip", "zc_seconds"]
+    assert outcome.metrics["snip"] == pytest.approx(full.evaluate_one(config)["snip"], rel=1e-9)
+    with pytest.raises(ConfigError, match="evaluator 'zc_hat': proxies: unknown proxy 'jacob_cov'; known: synflow"):
+        make_evaluator("zc_hat", space, {**options, "proxies": ["jacob_cov"]})

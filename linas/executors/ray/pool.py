@@ -47,6 +47,7 @@ class RayEvaluator(Evaluator):
         self.settings = settings or RayOptions()
         self.evaluator_name = evaluator_name
         self._evaluator_cls = evaluators.get(evaluator_name)
+        self.supports_fidelity = self._evaluator_cls.supports_fidelity  # type: ignore[misc] - the workers' evaluator's
         # Checked here, so a bad option is reported before any worker starts.
         self._evaluator_options = evaluators.options(evaluator_name, evaluator_options)
         self._ray = import_ray()
@@ -84,9 +85,10 @@ class RayEvaluator(Evaluator):
             return outcome.metrics
         raise AssertionError("unreachable")
 
-    def evaluate(self, configs: Sequence[Mapping[str, Any]], timeout: float | None = None
+    def evaluate(self, configs: Sequence[Mapping[str, Any]], timeout: float | None = None, fidelity: float = 1.0
                  ) -> Iterator[tuple[int, Outcome]]:
         """Yield ``(position in configs, outcome)`` as each evaluation completes, in any order."""
+        self.check_fidelity(fidelity)
         ray = self._ray
         configs = list(configs)
         queue = deque(range(len(configs)))  # networks not yet given to a worker, in order
@@ -98,7 +100,7 @@ class RayEvaluator(Evaluator):
                 for slot in self._slots:
                     if slot.ref is None and queue:
                         slot.job = queue.popleft()
-                        slot.ref = slot.actor.evaluate.remote(configs[slot.job], timeout)
+                        slot.ref = slot.actor.evaluate.remote(configs[slot.job], timeout, fidelity)
                         slot.since = now
                 refs = {slot.ref: slot for slot in self._slots if slot.ref is not None}
                 done, _ = ray.wait(list(refs), num_returns=1, timeout=self._wait_time(timeout, now))

@@ -45,9 +45,9 @@ class EvaluatorWorker:
         return {"error": None, "identity": self.evaluator.identity, "metrics": tuple(self.evaluator.metrics),
                 "pid": os.getpid(), "host": socket.gethostname()}
 
-    def evaluate(self, config: Mapping[str, Any], timeout: float | None) -> Outcome:
+    def evaluate(self, config: Mapping[str, Any], timeout: float | None, fidelity: float = 1.0) -> Outcome:
         assert self.evaluator is not None
-        return self.evaluator.guarded(config, timeout)
+        return self.evaluator.guarded(config, timeout, fidelity)
 
 
 def worker_lost(ray: Any) -> tuple[type[BaseException], ...]:
