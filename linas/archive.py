@@ -161,6 +161,18 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+@contextlib.contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """One commit (one synchronous write) for everything in the block."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
 class RunArchive:
     """The evaluations of one run, in the order they completed.
 
@@ -253,22 +265,7 @@ class RunArchive:
             meta: Mapping[str, Any] | None = None) -> Record:
         """Persist one evaluation now (committed before returning), with the metadata entries
         ``meta`` in the same transaction."""
-        if key in self._records:
-            raise ValueError(f"config {key} is already in the archive")
-        status = "ok" if error is None else "failed"
-        n_validated = self.n_validated + (status == "ok")
-        record = Record(key, dict(config), status, dict(metrics), error, float(wall_time), bool(cached), step,
-                        n_validated, hypervolume, time.time())
-        with self._transaction():
-            self._conn.execute(
-                "INSERT INTO evaluations (config_key, config, status, metrics, error, wall_time, cached, step,"
-                " n_validated, hypervolume, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (key, json.dumps(record.config), status, json.dumps(record.metrics), error, record.wall_time,
-                 int(cached), step, n_validated, hypervolume, record.timestamp))
-            self._put_meta(meta)
-        self._records[key] = record
-        self.n_validated = n_validated
-        return record
+        return self.add_many([(key, config, metrics, error, wall_time, cached, step, hypervolume)], meta)[0]
 
     @_names_the_file
     def add_many(self, entries: list[tuple[str, Mapping[str, Any], Mapping[str, float], str | None, float, bool,
@@ -295,7 +292,7 @@ class RunArchive:
             records.append(record)
             rows.append((key, json.dumps(record.config), status, json.dumps(record.metrics), error, record.wall_time,
                          int(cached), step, n_validated, hypervolume, now))
-        with self._transaction():
+        with _transaction(self._conn):
             self._conn.executemany(
                 "INSERT INTO evaluations (config_key, config, status, metrics, error, wall_time, cached, step,"
                 " n_validated, hypervolume, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
@@ -304,17 +301,6 @@ class RunArchive:
             self._records[record.key] = record
         self.n_validated = n_validated
         return records
-
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[None]:
-        """One commit (one synchronous write) for everything in the block."""
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
 
     def _put_meta(self, meta: Mapping[str, Any] | None) -> None:
         for name, value in (meta or {}).items():
@@ -354,7 +340,7 @@ class RunArchive:
         status = "ok" if error is None else "failed"
         record = LowFidelityRecord(key, fidelity, dict(config), status, dict(metrics), error, float(wall_time),
                                    bool(cached), step, self.n_validated, time.time())
-        with self._transaction():
+        with _transaction(self._conn):
             self._conn.execute(_LOW_FIDELITY_SCHEMA)
             self._conn.execute(
                 "INSERT INTO low_fidelity (config_key, fidelity, config, status, metrics, error, wall_time, cached,"
@@ -501,14 +487,9 @@ class EvaluationCache:
     def put_many(self, evaluator: str, entries: list[tuple[str, Mapping[str, float], float]]) -> None:
         """:meth:`put` of each ``(key, metrics, wall_time)``, in one transaction."""
         now = time.time()
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _transaction(self._conn):
             self._conn.executemany("INSERT OR IGNORE INTO cache VALUES (?, ?, ?, ?, ?)",
                                    [(evaluator, k, json.dumps(dict(m)), w, now) for k, m, w in entries])
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
 
     @_names_the_file
     def __len__(self) -> int:
