@@ -288,13 +288,9 @@ class _Loop:
             else:
                 outcome = outcomes[i]
                 metrics, error, wall_time, cached = outcome.metrics, outcome.error, outcome.wall_time, False
-            hv = None
-            if error is None:
-                hv = self.tracker.add([metrics[o.name] for o in self.spec.objectives],
-                                      feasible(self.spec.constraints, metrics))
+            hv = self._track(metrics) if error is None else None
             entries.append((chunk[i][1], configs[i], metrics, error, wall_time, cached, self.strategy.step, hv))
-        meta = {"wall_time_s": self.wall_time_before + time.perf_counter() - self._started}
-        self.archive.add_many(entries, meta)
+        self.archive.add_many(entries, self._wall_time_meta())
         for entry in entries:
             if entry[3] is None:
                 self.on_validated()
@@ -306,22 +302,27 @@ class _Loop:
 
     def _record(self, key: str, config: dict, metrics: dict, error: str | None, wall_time: float,
                 cached: bool, fidelity: float = 1.0) -> None:
-        # Total wall time of the run over all its sessions, kept current (in the record's own
-        # transaction) so a kill loses none.
-        meta = {"wall_time_s": self.wall_time_before + time.perf_counter() - self._started}
+        meta = self._wall_time_meta()
         if fidelity < 1:
             self.archive.add_low_fidelity(key, fidelity, config, metrics, error, wall_time, cached,
                                           self.strategy.step, meta=meta)
             if error is None:
                 self.on_validated(fidelity)
             return
-        hv = None
-        if error is None:
-            hv = self.tracker.add([metrics[o.name] for o in self.spec.objectives],
-                                  feasible(self.spec.constraints, metrics))
+        hv = self._track(metrics) if error is None else None
         self.archive.add(key, config, metrics, error, wall_time, cached, self.strategy.step, hv, meta)
         if error is None:
             self.on_validated()
+
+    def _track(self, metrics: dict) -> float:
+        """The hypervolume after a successful validation joins the tracker."""
+        return self.tracker.add([metrics[o.name] for o in self.spec.objectives],
+                                feasible(self.spec.constraints, metrics))
+
+    def _wall_time_meta(self) -> dict[str, float]:
+        """Total wall time of the run over all its sessions, stored in each record's own
+        transaction so a kill loses none."""
+        return {"wall_time_s": self.wall_time_before + time.perf_counter() - self._started}
 
     def _rows(self, keys: list[str], fidelity: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         """Objective rows (minimization) and constraint violations of archived networks (at
