@@ -25,12 +25,24 @@ def _search(args: argparse.Namespace) -> int:
     if args.budget is not None:
         overrides["budget"] = _positive_budget(args.budget)
     config = load_experiment(args.config, overrides)
+    if args.strategies:
+        config = _only_strategies(config, args.strategies)
     experiment = Experiment.build(config)
     print(f"{config.name}: {len(config.strategies)} strategies x {len(config.seeds)} seeds, "
           f"budget {config.budget} validations each -> {config.output}")
     experiment.run(progress=not args.no_progress)
     print(f"compare them with: linas compare {config.output}")
     return 0
+
+
+def _only_strategies(config, labels: list[str]):
+    """The config with only the strategies whose labels are given (in the config's order)."""
+    known = [s.run_label for s in config.strategies]
+    unknown = [label for label in labels if label not in known]
+    if unknown:
+        raise LinasError(f"--strategies: {', '.join(unknown)} not in the config '{config.name}'; "
+                         f"its strategies are {', '.join(known)}")
+    return config.model_copy(update={"strategies": [s for s in config.strategies if s.run_label in labels]})
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -138,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="override the config's output directory")
     p.add_argument("--seeds", type=int, nargs="+", help="override the config's seeds")
     p.add_argument("--budget", type=int, help="override the config's validation budget")
+    p.add_argument("--strategies", nargs="+", metavar="LABEL",
+                   help="run only these strategies of the config (by label)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_search)
 

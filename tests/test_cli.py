@@ -128,6 +128,20 @@ def test_search_report_compare(tmp_path):
     assert_one_line_error(linas("compare", runs, "--budget", "0"), "--budget must be a positive number")
 
 
+def test_search_runs_only_the_strategies_named(tmp_path):
+    synthetic_config(tmp_path, budget=20, strategies=[
+        {"name": "random", "options": {"population": 10}},
+        {"name": "nsga2", "options": {"population": 10}},
+        {"name": "random", "label": "random_b", "options": {"population": 10}}])
+    result = linas("search", tmp_path / "exp.yaml", "--no-progress", "--strategies", "random_b", "nsga2")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir() if p.is_dir()) == ["nsga2", "random_b"]
+    assert "2 strategies x 1 seeds" in result.stdout
+    assert_one_line_error(linas("search", tmp_path / "exp.yaml", "--strategies", "nsga3"),
+                          "--strategies: nsga3 not in the config 'test'", "random, nsga2, random_b")
+    assert not (tmp_path / "runs" / "random").exists()
+
+
 def test_the_search_engine_runs_without_importing_torch(tmp_path):
     synthetic_config(tmp_path, budget=25, strategies=[
         {"name": "linas", "options": {"population": 10, "inner_evaluations": 200}},

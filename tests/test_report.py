@@ -44,6 +44,7 @@ class FakeRun:
 
     def __init__(self, label, seed, reach_at, length=60):
         self.label, self.seed, self.targets, self.wall_time_s = label, seed, [], 1.0
+        self.search_s_per_validation = 0.01
         self.spec = type("Spec", (), {"constraints": ()})()  # unconstrained
         self.hv = np.full(length, 0.4)
         if reach_at is not None:
@@ -148,3 +149,25 @@ def test_fronts_and_best_values_keep_to_the_constraints(tmp_path, synthetic):
         assert table.loc["top1 (%)", "best"] == pytest.approx(run.values[latency <= 50, 0].max())
         assert table.loc["latency (ms)", "best"] == pytest.approx(latency.min())
         assert table.loc["top1 (%)", "constraint"] == "latency <= 50"
+
+
+def test_search_overhead_is_wall_time_minus_measured_evaluations(tmp_path, synthetic):
+    import pandas as pd
+
+    from linas.report import load_run
+
+    run = _constrained_run(tmp_path, synthetic, 200.0)
+    records = run.archive.records()
+    measured = sum(r.wall_time for r in records if not r.cached)
+    assert 0 < measured < run.wall_time_s
+    assert run.search_s_per_validation == pytest.approx((run.wall_time_s - measured) / len(run.hv))
+    assert np.isnan(load_run(tmp_path / "run", budget=20).search_s_per_validation)  # wall time at 20 is unknown
+    table = pd.read_csv(_compare_to(tmp_path, run), index_col="strategy")
+    assert table.loc["random", "search_s_per_validation"] == pytest.approx(run.search_s_per_validation)
+
+
+def _compare_to(tmp_path, run):
+    from linas.cli import main
+
+    assert main(["compare", str(run.path), "-o", str(tmp_path / "cmp")]) == 0
+    return tmp_path / "cmp" / "final_hv.csv"
