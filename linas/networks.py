@@ -26,7 +26,7 @@ import yaml
 from linas.errors import ConfigError
 from linas.space import SearchSpace
 
-OFA_KEYS = frozenset({"ks", "e", "d", "r"})
+OFA_KEYS = frozenset({"ks", "e", "d", "r", "wid"})  # wid: None (fixed width)
 HAT_SUFFIX = "-subtransformer"
 # HAT SubTransformer key -> (variable of linas.spaces.hat_transformer, per layer, which layer count)
 HAT_KEYS = {

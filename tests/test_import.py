@@ -20,7 +20,8 @@ DYNAST_HEADER = ["Sub-network", "Date", "Model Parameters", "Latency (ms)", "MAC
 
 
 def ofa_spec(config):
-    return {"ks": [config[f"ks_{i}"] for i in range(20)], "e": [config[f"e_{i}"] for i in range(20)],
+    """As DyNAS-T writes an OFA MobileNetV3 subnet (``wid`` None: the supernet's fixed width)."""
+    return {"wid": None, "ks": [config[f"ks_{i}"] for i in range(20)], "e": [config[f"e_{i}"] for i in range(20)],
             "d": [config[f"d_{s}"] for s in range(5)], "r": [224]}
 
 

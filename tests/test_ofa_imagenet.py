@@ -92,6 +92,9 @@ def test_native_spec_conversion(space):
     assert oi.config_from_spec({**spec, "r": 192}) == config
     with pytest.raises(ConfigError, match="'ks' must be a list of 20"):
         oi.config_from_spec({**spec, "ks": [3] * 19})
+    assert oi.config_from_spec({"wid": None, **spec}) == config  # as OFA and DyNAS-T write it
+    with pytest.raises(ConfigError, match="'wid' is 1.2; only a fixed-width supernet"):
+        oi.config_from_spec({**spec, "wid": 1.2})
 
 
 def test_missing_table_key_is_one_line(tmp_path, space):

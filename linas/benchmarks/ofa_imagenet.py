@@ -81,11 +81,14 @@ def config_from_spec(spec: Mapping[str, Any]) -> dict[str, int]:
     """The config (variable names of ``ofa_imagenet``) of OFA's native spec.
 
     ``r`` may be an int or a list of one int; kernels and expand ratios of blocks beyond a
-    stage's depth are ignored (OFA ignores them too).
+    stage's depth are ignored (OFA ignores them too). ``wid``, which OFA and DyNAS-T write as
+    ``None`` for a MobileNetV3 of fixed width, may be present as ``None``.
     """
-    unknown = set(spec) - {"ks", "e", "d", "r"}
+    unknown = set(spec) - {"ks", "e", "d", "r", "wid"}
     if unknown:
         raise ConfigError(f"OFA spec: unknown key(s) {sorted(unknown)}; expected ks, e, d, r")
+    if spec.get("wid") is not None:
+        raise ConfigError(f"OFA spec: 'wid' is {spec['wid']!r}; only a fixed-width supernet (wid None) is known")
     lengths = {"ks": N_BLOCKS, "e": N_BLOCKS, "d": N_STAGES}
     for key, n in lengths.items():
         value = spec.get(key)

@@ -126,6 +126,9 @@ class TrainSettings(StrictModel):
     half_weights: bool = True
     progress: bool = True
     device: str = "auto"  # "auto" (a GPU when there is one), "cpu", "cuda" or "cuda:N"
+    # Mixed precision of the training forward passes (torch.autocast): weights, gradients, Adam
+    # and the losses stay float32; validation always runs in float32.
+    autocast: Literal["off", "bfloat16"] = "off"
 
 
 class HatTrainConfig(StrictModel):
@@ -326,7 +329,9 @@ class Trainer:
             self.net.set_active_subnet(config)
             if t.scale_dropout:
                 scale_dropout(self.net, self.cfg.model.dropout)
-            logits = self.net(src, prev)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=t.autocast == "bfloat16"):
+                logits = self.net(src, prev)
+            logits = logits.float()
             if teacher is not None:
                 loss = distillation_loss(logits, teacher, target) / ntok
                 key = f"{role}_kd"

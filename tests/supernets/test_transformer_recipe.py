@@ -161,6 +161,30 @@ def test_sandwich_gradient_is_ce_of_largest_plus_kd_of_students_with_a_constant_
     trainer.close()
 
 
+def test_bfloat16_autocast_keeps_float32_state_and_a_close_gradient(tmp_path, tiny):
+    """autocast: bfloat16 computes the forward passes in bfloat16 only: parameters, gradients and
+    losses stay float32, and the update's gradient is the float32 one up to bfloat16 rounding."""
+    grads = {}
+    for mode in ("off", "bfloat16"):
+        torch.manual_seed(0)
+        trainer = Trainer(tiny(tmp_path, out=mode, stage1_updates=0, autocast=mode))
+        trainer.opt.step = lambda *a, **k: None
+        losses = trainer.train_step(trainer.epoch_batches(0)[0])
+        assert all(math.isfinite(v) for v in losses.values())
+        grads[mode] = {n: q.grad.clone() for n, q in trainer.net.named_parameters() if q.grad is not None}
+        assert all(q.dtype == torch.float32 for q in trainer.net.parameters())
+        trainer.close()
+    assert grads["off"].keys() == grads["bfloat16"].keys()
+    flat = {m: torch.cat([g.flatten() for g in grads[m].values()]) for m in grads}
+    assert flat["bfloat16"].dtype == torch.float32
+    cosine = torch.nn.functional.cosine_similarity(flat["off"], flat["bfloat16"], dim=0)
+    assert 0.98 < cosine < 1.0  # close, and not the float32 computation itself
+    # A run resumed with the setting changed says so in its log.
+    train(tiny(tmp_path, out="c", max_updates=2))
+    train(tiny(tmp_path, out="c", max_updates=3, autocast="bfloat16"))
+    assert "train.autocast: 'off' -> 'bfloat16'" in (tmp_path / "c" / "train.log").read_text()
+
+
 # ---------------------------------------------------------------------- positions
 def test_subnet_positions_are_the_full_width_ones_sliced(space):
     torch.manual_seed(0)
