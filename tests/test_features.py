@@ -226,12 +226,16 @@ def test_linas_reranks_its_pool_with_the_features(synthetic):
     source = FeatureSource(Score(synthetic.space), ["score"])
     reranked = diagnostics({"predictor_features": ["score"], "feature_pool": 40}, source)
     assert reranked > 0.6 and plain < 0.3, (reranked, plain)
+    Score.calls = 0  # the same with the batch taken from the inner search's final population first
+    population = diagnostics({"predictor_features": ["score"], "feature_pool": 40, "selection": "population"},
+                             FeatureSource(Score(synthetic.space), ["score"]))
+    assert population > 0.6, population
 
 
 @pytest.mark.parametrize("options, message", [
     ({"predictor_features": ["snip"]}, "strategy 'linas': predictor_features needs a features: section"),
     ({"predictor_features": []}, "predictor_features: name at least one feature"),
-    ({"predictor_features": ["a"], "selection": "population"}, "use selection: visited"),
+    ({"predictor_features": ["a"], "selection": "ehvi", "predictor": "ensemble"}, "not ehvi"),
     ({"feature_pool": 100}, "feature_pool needs predictor_features"),
     ({"predictor_features": ["a"], "feature_pool": 5}, "feature_pool must be at least population"),
 ])

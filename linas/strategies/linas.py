@@ -82,8 +82,9 @@ class Linas(Strategy):
                     raise ValueError("predictor_features: name at least one feature, or leave it out")
                 if len(set(self.predictor_features)) != len(self.predictor_features):
                     raise ValueError("predictor_features are repeated")
-                if self.selection != "visited":
-                    raise ValueError("predictor_features re-rank the visited networks: use selection: visited")
+                if self.selection == "ehvi":
+                    raise ValueError("predictor_features re-rank by predicted rank: use selection visited or "
+                                     "population, not ehvi")
             if self.feature_pool is not None:
                 if not self.predictor_features:
                     raise ValueError("feature_pool needs predictor_features")
@@ -241,9 +242,11 @@ class Linas(Strategy):
             idx = self._ehvi_batch(models, visited, predicted)
         if len(visited) and self.selection == "population":
             # Best-first within the fresh members of the final population, then the visited rest.
-            k = int(np.sum([g.tobytes() in self._final_keys for g in visited]))
-            head = best_first(predicted[:k, :m], n, predicted[:k, m:])
-            tail = k + best_first(predicted[k:, :m], n - len(head), predicted[k:, m:]) if len(head) < n else []
+            final = np.array([g.tobytes() in self._final_keys for g in visited])
+            inside, outside = np.flatnonzero(final), np.flatnonzero(~final)
+            head = inside[best_first(predicted[inside, :m], n, predicted[inside, m:])]
+            tail = (outside[best_first(predicted[outside, :m], n - len(head), predicted[outside, m:])]
+                    if len(head) < n else [])
             idx = np.concatenate([head, np.asarray(tail, dtype=np.int64)])
         elif len(visited) and self.selection == "visited":
             idx = best_first(predicted[:, :m], n, predicted[:, m:])
