@@ -162,7 +162,14 @@ def _resume_key(spec: RunSpec, stored: dict) -> dict:
     """The spec's resume key; for a run written before specs, options naming an old default
     (see LEGACY_DEFAULTS) are left out, as that run's settings left them out."""
     key = spec.resume_key()
-    if "settings" not in stored or "spec" in stored:
+    if "settings" in stored and "spec" in stored:
+        # Options spelled another way (a default named, or left out) are the same run when they
+        # resolve to the same values: the key takes the options as the run first gave them.
+        before, now = _resolved(stored["spec"]), _resolved(spec.to_dict())
+        if before is not None and now is not None and _comparable(now, before) == before:
+            key["strategy"]["options"] = stored["settings"].get("strategy", {}).get("options", {})
+        return key
+    if "settings" not in stored:
         return key
     legacy = LEGACY_DEFAULTS.get(spec.strategy["name"], {})
     before = stored["settings"].get("strategy", {}).get("options", {})
@@ -171,14 +178,26 @@ def _resume_key(spec: RunSpec, stored: dict) -> dict:
     return key
 
 
+def _resolved(spec: dict | None) -> dict | None:
+    """The strategy options of a stored or current spec with defaults filled in (None for runs
+    written before specs stored them)."""
+    return (spec or {}).get("strategy", {}).get("resolved")
+
+
+def _comparable(now: dict, before: dict) -> dict:
+    """``now`` as JSON, without options added since ``before`` and left unset (None): those
+    change nothing."""
+    return json.loads(json.dumps({k: v for k, v in now.items() if k in before or v is not None}))
+
+
 def _check_defaults(archive: RunArchive, stored: dict | None, spec: RunSpec) -> None:
     """Refuse to resume a run whose strategy options, defaults filled in, are no longer what
     they were (a default changed between library versions would silently mix two searches)."""
-    before = (stored or {}).get("strategy", {}).get("resolved")
-    now = spec.strategy.get("resolved")
-    if before is not None and now is not None:  # options added since, left unset (None), change nothing
-        now = {k: v for k, v in now.items() if k in before or v is not None}
-    if before is None or now is None or json.loads(json.dumps(now)) == before:
+    before, now = _resolved(stored), spec.strategy.get("resolved")
+    if before is None or now is None:
+        return
+    now = _comparable(now, before)
+    if now == before:
         return
     changed = ", ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in sorted(set(before) | set(now))
                         if json.loads(json.dumps(now.get(k))) != before.get(k))

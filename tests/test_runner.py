@@ -303,6 +303,32 @@ def test_a_run_whose_strategy_defaults_changed_is_refused_not_mixed(tmp_path, sy
                    progress=False)
 
 
+def test_a_changed_default_given_with_its_old_value_resumes_the_run(tmp_path, synthetic):
+    """The refusal above says to name the old value; doing so (options spelled differently,
+    resolved the same) resumes the run, and another value is still refused."""
+    from dataclasses import replace
+
+    from linas.testing import run_spec
+
+    def spec(given, resolved):
+        s = run_spec("random", 0, 20, CountingEvaluator.metrics, BOUNDS, given)
+        return replace(s, strategy={**s.strategy, "resolved": resolved})
+
+    evaluator = CountingEvaluator(synthetic)
+    strategy = make_strategy("random", spec({}, {}).problem(synthetic.space), 0, {"population": 20})
+    run_search(tmp_path / "run", spec({"population": 20}, {"population": 20, "x": 1}), synthetic.space,
+               evaluator, strategy, progress=False)
+    with pytest.raises(ConfigError, match=r"changed since the run started \(x: 1 -> 2\); give the old values"):
+        run_search(tmp_path / "run", spec({"population": 20}, {"population": 20, "x": 2}), synthetic.space,
+                   evaluator, strategy, progress=False)
+    result = run_search(tmp_path / "run", spec({"population": 20, "x": 1}, {"population": 20, "x": 1}),
+                        synthetic.space, evaluator, strategy, progress=False)
+    assert result.resumed and result.n_validated == 20
+    with pytest.raises(ConfigError, match="holds a run with other settings"):
+        run_search(tmp_path / "run", spec({"population": 20, "x": 3}, {"population": 20, "x": 3}),
+                   synthetic.space, evaluator, strategy, progress=False)
+
+
 def test_a_run_written_before_specs_resumes_only_with_the_defaults_it_ran_with(tmp_path, synthetic):
     """NSGA-II's default operators changed; an archive from before must name its old ones."""
     import json
