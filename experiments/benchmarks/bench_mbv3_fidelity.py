@@ -79,6 +79,8 @@ def main() -> None:
     for genome in space.sample_unique(np.random.default_rng(0), args.subnets):
         config = space.to_config(genome)
         rows.append({"key": space.key(genome), **evaluator.evaluate_one(config)})
+        if len(rows) % 10 == 0:
+            print(f"{len(rows)}/{args.subnets} random subnets, {time.perf_counter() - start:.0f} s", flush=True)
     rho = spearmanr([x["top1"] for x in rows], [x["macs"] for x in rows]).statistic
 
     # Fine-tune subnets at evenly spaced MAC quantiles of the random sample.
@@ -93,6 +95,7 @@ def main() -> None:
         finetune(subnet, train, cfg, args.finetune_steps, args.finetune_lr, seed=i)
         tuned.append({"key": row["key"], "macs": row["macs"], "inherited_top1": row["top1"],
                       "finetuned_top1": top1(subnet, evaluator.val, r)})
+        print(f"fine-tuned {i + 1}/{len(picks)}, {time.perf_counter() - start:.0f} s", flush=True)
     tau = kendalltau([t["inherited_top1"] for t in tuned], [t["finetuned_top1"] for t in tuned]).statistic
     write_result(f"fidelity_{cfg.data.kind}", {
         "checkpoint": checkpoint, "resolution": r, "val_images": len(evaluator.val),
