@@ -45,7 +45,7 @@ def main() -> None:
 
     def write(rows):
         return write_result(name, {"backend": args.backend, "rows": rows,
-                                   "note": "2 CPU cores shared with two supernet trainings; see load_average_1m"})
+                                   "note": "2 CPU cores shared with other long jobs (searches, trainings); see load_average_1m"})
 
     for n in args.observations:
         genomes = space.sample_unique(np.random.default_rng(n), n)

@@ -1,24 +1,28 @@
 """How well zero-cost proxies rank subnets of our supernets (issue 16, item 2).
 
-For each supernet, ``--n`` networks (fixed ``--seed``) are drawn from the networks that
-the committed evaluation cache holds REAL measurements of (opened read-only), their
-zero-cost proxies are computed on the same supernet checkpoint (the one the cache's
-evaluator identity names: checked by digest) with the ``zc_mbv3`` / ``zc_hat`` proxy code,
-and Kendall tau of each proxy with the measured quality is reported next to MACs and params
-(from the cache rows) as baselines:
+For each entry, ``--n`` networks (fixed ``--seed``) are drawn from networks with REAL
+measurements, their zero-cost proxies are computed on the same supernet checkpoint with the
+``zc_mbv3`` / ``zc_hat`` proxy code, and Kendall tau of each proxy with the measured quality
+is reported next to MACs and params as baselines:
 
-- ``mbv3``: results/tiny_imagenet_mbv3/search/cache.sqlite, top-1 (%) of the
-  results/mbv3/tiny_imagenet supernet (experiments/configs/tiny_imagenet_mbv3.yaml);
-- ``hat``: results/multi30k_hat/search/cache.sqlite, validation loss (nats/token) of the
-  results/hat/multi30k supernet (experiments/configs/multi30k_hat.yaml).
+- ``mbv3``: the 100 random subnets of the fidelity benchmark (results/mbv3/fidelity_tiny_imagenet.json:
+  top-1 (%) on all 10,000 Tiny-ImageNet val images of the 64x64 results/mbv3/tiny_imagenet_v2
+  supernet; bench_mbv3_fidelity.py);
+- ``hat``: networks of experiment (d)'s evaluation cache (results/multi30k_hat_sandwich/search/
+  cache.sqlite, opened read-only: validation loss in nats/token on 300 Multi30k val pairs of the
+  results/hat/multi30k_sandwich SuperTransformer; multi30k_hat_sandwich.yaml);
+- ``hat_bleu``: the 50 random SubTransformers of the BLEU benchmark (results/hat/multi30k_sandwich/
+  eval_update7000/bleu_vs_macs.json: sacrebleu BLEU on all 1,000 test2016 pairs; bench_hat_bleu.py).
 
-Tau is reported against *quality*, oriented so that a positive tau means the proxy agrees
-with the measurement: top-1 as is, validation loss negated; with a 95% bootstrap interval
-and Spearman rho next to it. Proxy costs are the median seconds per subnet on this machine
-(shared CPU, one thread). ``--tables`` recomputes the tables of an existing output.
+The checkpoint is checked against the source (the cache's evaluator identity names its digest;
+the fidelity JSON its path). Tau is reported against *quality*, oriented so that a positive tau
+means the proxy agrees with the measurement (validation loss negated), with a 95% bootstrap
+interval and Spearman rho next to it. Proxy costs are the median seconds per subnet on this
+machine (shared CPU, one thread). ``--tables`` recomputes the tables of an existing output.
+Entries of earlier supernets are kept under ``previous`` in the output.
 
     OMP_NUM_THREADS=1 python experiments/benchmarks/bench_zero_cost.py [--n 100] [--seed 0] \
-        [--only mbv3|hat] [--out results/strategies/zero_cost.json]
+        [--only mbv3|hat|hat_bleu] [--out results/strategies/zero_cost.json]
 
 Needs the Tiny-ImageNet images (~/.cache/linas/data/tiny-imagenet-200) and ../shared/data/multi30k.
 """
@@ -46,10 +50,13 @@ from linas.evaluator import make_evaluator  # noqa: E402
 from linas.spaces import get_space  # noqa: E402
 
 SUPERNETS = {
-    "mbv3": {"config": "experiments/configs/tiny_imagenet_mbv3.yaml", "evaluator": "zc_mbv3",
-             "measured": "top1", "sign": 1.0},
-    "hat": {"config": "experiments/configs/multi30k_hat.yaml", "evaluator": "zc_hat",
-            "measured": "valid_loss", "sign": -1.0},
+    "mbv3": {"config": "experiments/configs/tiny_imagenet_mbv3_v2.yaml", "evaluator": "zc_mbv3",
+             "measured": "top1", "sign": 1.0, "source": "results/mbv3/fidelity_tiny_imagenet.json"},
+    "hat": {"config": "experiments/configs/multi30k_hat_sandwich.yaml", "evaluator": "zc_hat",
+            "measured": "valid_loss", "sign": -1.0, "source": "cache"},
+    "hat_bleu": {"config": "experiments/configs/multi30k_hat_sandwich.yaml", "evaluator": "zc_hat",
+                 "measured": "bleu", "sign": 1.0,
+                 "source": "results/hat/multi30k_sandwich/eval_update7000/bleu_vs_macs.json"},
 }
 BASELINES = ("macs", "params")
 
@@ -66,6 +73,33 @@ def cached_rows(path: Path) -> tuple[str, list[tuple[str, dict]]]:
     finally:
         conn.close()
     return identities[0], [(k, json.loads(m)) for k, m in rows]
+
+
+def source_rows(spec: dict, config, space) -> tuple[str, str, list[tuple[str, dict]]]:
+    """``(source path, what identifies the measured checkpoint, [(config key, metrics)])``."""
+    if spec["source"] == "cache":
+        identity, rows = cached_rows(ROOT / config.cache)
+        return str(config.cache), identity, rows
+    path = ROOT / spec["source"]
+    if path.suffix == ".json":
+        data = json.loads(path.read_text())
+        if "subnets" in data:  # bench_hat_bleu.py --sweep: the evaluator identity names the digest
+            return spec["source"], data["evaluator"], [(r["key"], r) for r in data["subnets"]]
+        return spec["source"], f"checkpoint={data['checkpoint']}", [(r["key"], r) for r in data["rows"]]
+    raise SystemExit(f"{spec['source']}: expected 'cache' or a benchmark's JSON")
+
+
+def check_checkpoint(name: str, evaluator, options: dict, identity: str) -> None:
+    """Stop unless the proxies are computed on the checkpoint the measurements came from."""
+    if identity.startswith("checkpoint="):
+        measured, used = Path(identity.split("=", 1)[1]), Path(options["checkpoint"])
+        same = measured == used or (used.is_dir() and measured.parent == used) or measured == used.parent
+        if not same:
+            raise SystemExit(f"{name}: measurements of {measured}, proxies of {used}")
+        return
+    digest = checkpoint_digest(name, evaluator)
+    if f"ckpt={digest}" not in identity:
+        raise SystemExit(f"{name}: the checkpoint (digest {digest}) is not the cache's ({identity})")
 
 
 def zc_options(name: str, config) -> dict:
@@ -137,7 +171,7 @@ def tau_over_macs(x: list[float], macs: list[float], quality: list[float], resam
 def tables(entry: dict) -> dict:
     """The correlation tables of one supernet's entry, from its ``networks``."""
     networks, measured = entry["networks"], entry["measured"]
-    sign = SUPERNETS["mbv3" if measured == "top1" else "hat"]["sign"]
+    sign = -1.0 if entry["quality"].startswith("-") else 1.0
     proxies = [p for p in ("synflow", "grad_norm", "snip", "naswot", "jacob_cov") if p in networks[0]]
     quality = [sign * r[measured] for r in networks]
     return {"tau_vs_quality": {k: tau([r[k] for r in networks], quality) for k in [*proxies, *BASELINES]},
@@ -150,13 +184,11 @@ def run(name: str, n: int, seed: int) -> dict:
     spec = SUPERNETS[name]
     config = load_experiment(ROOT / spec["config"])
     space = get_space(config.space.name, **config.space.options)
-    identity, rows = cached_rows(ROOT / config.cache)
+    source, identity, rows = source_rows(spec, config, space)
     rng = np.random.default_rng(seed)
-    picked = [rows[i] for i in sorted(rng.choice(len(rows), n, replace=False))]
-    evaluator = make_evaluator(SUPERNETS[name]["evaluator"], space, zc_options(name, config))
-    digest = checkpoint_digest(name, evaluator)
-    if f"ckpt={digest}" not in identity:
-        raise SystemExit(f"{name}: the checkpoint (digest {digest}) is not the cache's ({identity})")
+    picked = [rows[i] for i in sorted(rng.choice(len(rows), min(n, len(rows)), replace=False))]
+    evaluator = make_evaluator(spec["evaluator"], space, zc_options(name, config))
+    check_checkpoint(name, evaluator, zc_options(name, config), identity)
     networks, times = [], []
     for i, (key, measured) in enumerate(picked):
         scores, t = proxies_of(name, evaluator, space.to_config(space.from_key(key)))
@@ -164,13 +196,13 @@ def run(name: str, n: int, seed: int) -> dict:
                          **{b: measured[b] for b in BASELINES}, **{k: round(v, 6) for k, v in scores.items()}})
         times.append(t)
         if (i + 1) % 10 == 0:
-            print(f"{name}: {i + 1}/{n}", flush=True)
+            print(f"{name}: {i + 1}/{len(picked)}", flush=True)
     proxies = [p for p in ("synflow", "grad_norm", "snip", "naswot", "jacob_cov") if p in networks[0]]
     values = [r[spec["measured"]] for r in networks]
     entry = {
-        "config": spec["config"], "cache": str(config.cache), "cache_evaluator": identity,
+        "config": spec["config"], "source": source, "source_identity": identity,
         "zc_evaluator": evaluator.identity, "zc_options": zc_options(name, config),
-        "networks_in_cache": len(rows), "n": n, "seed": seed, "measured": spec["measured"],
+        "networks_in_source": len(rows), "n": len(networks), "seed": seed, "measured": spec["measured"],
         "quality": spec["measured"] if spec["sign"] > 0 else f"-{spec['measured']}",
         "measured_range": [min(values), max(values)],
         "median_seconds": {k: round(statistics.median(t[k] for t in times), 4) for k in [*proxies, "extract"]},
@@ -194,10 +226,15 @@ def main() -> None:
     if args.tables:
         for name in [n for n in SUPERNETS if n in result]:
             result[name].update(tables(result[name]))
+        for entry in result.get("previous", {}).values():
+            entry.update(tables(entry))
         out_path.write_text(json.dumps(result, indent=1) + "\n")
         return
     result.setdefault("machine", f"{platform.processor() or platform.machine()}, torch threads 1, shared CPU")
     for name in [args.only] if args.only else list(SUPERNETS):
+        if name in result and result[name].get("config") != SUPERNETS[name]["config"]:
+            old = result.pop(name)
+            result.setdefault("previous", {})[f"{name} ({old['config']})"] = old
         result[name] = run(name, args.n, args.seed)
         out_path.parent.mkdir(parents=True, exist_ok=True)
         out_path.write_text(json.dumps(result, indent=1) + "\n")

@@ -127,8 +127,8 @@ class MOBO(RngState, Strategy):
     pending points (Kriging believer).
 
     Options: ``population`` (networks per batch, default 50), ``inner_evaluations`` and
-    ``inner_population`` (the inner NSGA-II on the GP means, default 5,000 and 50),
-    ``candidates`` (taken from it, default 500), ``front_mutations`` (mutations of the
+    ``inner_population`` (the inner NSGA-II on the GP means, default 20,000 and 50),
+    ``candidates`` (taken from it, default 1,000), ``front_mutations`` (mutations of the
     validated front added as candidates, default 200), ``mc_samples`` (default 128),
     ``fit_points`` (networks the GP hyperparameters are fitted on, default 300; the
     posterior uses all), ``ard`` (one length scale per one-hot column; slower), ``backend``
@@ -140,9 +140,9 @@ class MOBO(RngState, Strategy):
                      "mc_samples": 32}
 
     class Options(StrategyOptions):
-        inner_evaluations: int = Field(5_000, ge=2)
+        inner_evaluations: int = Field(20_000, ge=2)
         inner_population: int = Field(50, ge=2)
-        candidates: int = Field(500, ge=1)
+        candidates: int = Field(1_000, ge=1)
         front_mutations: int = Field(200, ge=0)
         mc_samples: int = Field(128, ge=1)
         fit_points: int = Field(300, ge=2, description="networks the GP hyperparameters are fitted on")
@@ -157,8 +157,8 @@ class MOBO(RngState, Strategy):
                 raise ValueError("backend 'botorch' needs BoTorch: pip install 'linas[bo]'")
             return self
 
-    def __init__(self, problem: Problem, seed: int, population: int = 50, inner_evaluations: int = 5_000,
-                 inner_population: int = 50, candidates: int = 500, front_mutations: int = 200,
+    def __init__(self, problem: Problem, seed: int, population: int = 50, inner_evaluations: int = 20_000,
+                 inner_population: int = 50, candidates: int = 1_000, front_mutations: int = 200,
                  mc_samples: int = 128, fit_points: int = 300, ard: bool = False,
                  backend: Literal["sklearn", "botorch"] = "sklearn") -> None:
         super().__init__(problem, seed, population)
