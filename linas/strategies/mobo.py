@@ -33,8 +33,12 @@ BoTorch SingleTaskGPs (ARD on the one-hot features) and picks the batch by qLogN
 with the earlier picks as pending points, over the same candidates; it integrates over
 the noisy front of every observed network at each pick, and is far slower here: 416 s
 per step at 500 observations (GP fits 143 s, acquisition 271 s) and 1,160 s at 1,000
-(fits 616 s, acquisition 541 s), against 7-15 s for the default at either
-(results/benchmarks/mobo_overhead.json, mobo_overhead_botorch.json).
+(fits 616 s, acquisition 541 s), against 7-15 s (measured earlier) for the sklearn
+backend with 5,000 inner predictions and 500 candidates and 47-68 s with the defaults
+(20,000 and 1,000; the inner search on the GP means is most of it), on 2 cores shared
+with other jobs (results/benchmarks/mobo_overhead.json, mobo_overhead_botorch.json; the
+synthetic comparison's runs spent 0.034 and 0.085 s of search per validation on average
+over 1,000).
 
 The state saved after each tell is the random generator: the GP fits are deterministic
 given what was told, so resume restores without replaying.
