@@ -75,27 +75,23 @@ def cached_rows(path: Path) -> tuple[str, list[tuple[str, dict]]]:
     return identities[0], [(k, json.loads(m)) for k, m in rows]
 
 
-def source_rows(spec: dict, config, space) -> tuple[str, str, list[tuple[str, dict]]]:
+def source_rows(spec: dict, config) -> tuple[str, str, list[tuple[str, dict]]]:
     """``(source path, what identifies the measured checkpoint, [(config key, metrics)])``."""
     if spec["source"] == "cache":
         identity, rows = cached_rows(ROOT / config.cache)
         return str(config.cache), identity, rows
-    path = ROOT / spec["source"]
-    if path.suffix == ".json":
-        data = json.loads(path.read_text())
-        if "subnets" in data:  # bench_hat_bleu.py --sweep: the evaluator identity names the digest
-            return spec["source"], data["evaluator"], [(r["key"], r) for r in data["subnets"]]
-        return spec["source"], f"checkpoint={data['checkpoint']}", [(r["key"], r) for r in data["rows"]]
-    raise SystemExit(f"{spec['source']}: expected 'cache' or a benchmark's JSON")
+    data = json.loads((ROOT / spec["source"]).read_text())
+    if "subnets" in data:  # bench_hat_bleu.py --sweep: the evaluator identity names the digest
+        return spec["source"], data["evaluator"], [(r["key"], r) for r in data["subnets"]]
+    return spec["source"], f"checkpoint={data['checkpoint']}", [(r["key"], r) for r in data["rows"]]
 
 
 def check_checkpoint(name: str, evaluator, options: dict, identity: str) -> None:
     """Stop unless the proxies are computed on the checkpoint the measurements came from."""
     if identity.startswith("checkpoint="):
-        measured, used = Path(identity.split("=", 1)[1]), Path(options["checkpoint"])
-        same = measured == used or (used.is_dir() and measured.parent == used) or measured == used.parent
-        if not same:
-            raise SystemExit(f"{name}: measurements of {measured}, proxies of {used}")
+        measured = identity.split("=", 1)[1]
+        if Path(measured) != Path(options["checkpoint"]):
+            raise SystemExit(f"{name}: measurements of {measured}, proxies of {options['checkpoint']}")
         return
     digest = checkpoint_digest(name, evaluator)
     if f"ckpt={digest}" not in identity:
@@ -184,11 +180,12 @@ def run(name: str, n: int, seed: int) -> dict:
     spec = SUPERNETS[name]
     config = load_experiment(ROOT / spec["config"])
     space = get_space(config.space.name, **config.space.options)
-    source, identity, rows = source_rows(spec, config, space)
+    source, identity, rows = source_rows(spec, config)
     rng = np.random.default_rng(seed)
     picked = [rows[i] for i in sorted(rng.choice(len(rows), min(n, len(rows)), replace=False))]
-    evaluator = make_evaluator(spec["evaluator"], space, zc_options(name, config))
-    check_checkpoint(name, evaluator, zc_options(name, config), identity)
+    options = zc_options(name, config)
+    evaluator = make_evaluator(spec["evaluator"], space, options)
+    check_checkpoint(name, evaluator, options, identity)
     networks, times = [], []
     for i, (key, measured) in enumerate(picked):
         scores, t = proxies_of(name, evaluator, space.to_config(space.from_key(key)))
@@ -201,7 +198,7 @@ def run(name: str, n: int, seed: int) -> dict:
     values = [r[spec["measured"]] for r in networks]
     entry = {
         "config": spec["config"], "source": source, "source_identity": identity,
-        "zc_evaluator": evaluator.identity, "zc_options": zc_options(name, config),
+        "zc_evaluator": evaluator.identity, "zc_options": options,
         "networks_in_source": len(rows), "n": len(networks), "seed": seed, "measured": spec["measured"],
         "quality": spec["measured"] if spec["sign"] > 0 else f"-{spec['measured']}",
         "measured_range": [min(values), max(values)],
